@@ -1,0 +1,396 @@
+//! `build-image`: runs the pipeline for each profile — profile → plan → verified inputs → tree →
+//! payload and installer → manifest.json and SHA256SUMS — staging every output and renaming it
+//! into place, so a failed build leaves the previous output untouched.
+
+use crate::extract::{self, ExtractError};
+use crate::image::{Image, ImageError};
+use crate::inputs::{self, InputError};
+use crate::lock::{Lock, LockError, Release};
+use crate::manifest::{Input, Manifest, Output};
+use crate::pack::{installer, payload};
+use crate::plan::{self, Plan, PlanError};
+use crate::profile::{self, ProfileError, Source};
+use crate::progress::Progress;
+use crate::tree::{Content, Tree, TreeError};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// What to build. Every value a build depends on is here; nothing is read from the environment.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The project: `profiles/`, `images/`, `vendor/` live here.
+    pub root: PathBuf,
+    pub profiles: Vec<String>,
+    /// Build against this lock entry instead of the profiles' `release`.
+    pub release: Option<String>,
+    /// Build from the generated stand-in release instead of the pinned tarball.
+    pub sample: bool,
+    /// Where output directories go; default `target/images` (`target/images/sample` for samples).
+    pub out: Option<PathBuf>,
+    /// Overrides the profiles' `epoch` (e.g. from SOURCE_DATE_EPOCH, read by `main`).
+    pub epoch: Option<u64>,
+}
+
+/// One profile's finished build.
+#[derive(Clone, Debug, Serialize)]
+pub struct Built {
+    pub profile: String,
+    pub release: String,
+    pub sample: bool,
+    pub dir: PathBuf,
+    pub files: usize,
+    pub outputs: Vec<Output>,
+    /// manifest.json itself (not listed in its own outputs).
+    pub manifest: Output,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("no profile given: name one or more (e.g. master-1), or pass --all")]
+    NoProfiles,
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+    Profiles(Vec<ProfileError>),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error(transparent)]
+    Extract(#[from] ExtractError),
+    #[error("{profile}: {source}")]
+    Tree { profile: String, source: TreeError },
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> BuildError + '_ {
+    move |source| BuildError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// The output root for these options.
+pub fn out_root(opts: &Options) -> PathBuf {
+    let base = opts
+        .out
+        .clone()
+        .unwrap_or_else(|| opts.root.join("target").join("images"));
+    if opts.sample {
+        base.join("sample")
+    } else {
+        base
+    }
+}
+
+/// Builds every profile in `opts`, each into `<out root>/<profile>/`.
+pub fn build(opts: &Options, progress: &Progress) -> Result<Vec<Built>, BuildError> {
+    if opts.profiles.is_empty() {
+        return Err(BuildError::NoProfiles);
+    }
+    // Resolve everything first and report every profile problem at once.
+    let profiles_dir = opts.root.join("profiles");
+    let mut profiles = Vec::new();
+    let mut problems = Vec::new();
+    for name in &opts.profiles {
+        match profile::load(&profiles_dir, name) {
+            Ok(p) => profiles.push(p),
+            Err(e) => problems.push(e),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(BuildError::Profiles(problems));
+    }
+    let out_root = out_root(opts);
+    std::fs::create_dir_all(&out_root).map_err(io_err(&out_root))?;
+    let session = tempfile::Builder::new()
+        .prefix(".kubemint-session.")
+        .tempdir_in(&out_root)
+        .map_err(io_err(&out_root))?;
+
+    let vendor = opts.root.join("vendor");
+    let lock = if opts.sample {
+        Lock::default()
+    } else {
+        Lock::load(&vendor)?
+    };
+    let mut images: BTreeMap<String, Image> = BTreeMap::new();
+    let mut releases: BTreeMap<String, (Release, PathBuf)> = BTreeMap::new();
+    let mut plans = Vec::new();
+    for mut profile in profiles {
+        if let Some(epoch) = opts.epoch {
+            profile.epoch = epoch;
+        }
+        let release_name = opts
+            .release
+            .clone()
+            .unwrap_or_else(|| profile.release.clone());
+        if !releases.contains_key(&release_name) {
+            let entry = if opts.sample {
+                inputs::sample_release(session.path(), &release_name)?
+            } else {
+                let release = lock.get(&release_name, &vendor)?.clone();
+                let path = inputs::locate(&vendor, &release)?;
+                (release, path)
+            };
+            releases.insert(release_name.clone(), entry);
+        }
+        if !images.contains_key(&profile.image) {
+            images.insert(
+                profile.image.clone(),
+                Image::load(&opts.root.join("images"), &profile.image)?,
+            );
+        }
+        let image = &images[&profile.image];
+        let plan = plan::plan(&profile, image, &releases[&release_name].0, opts.sample)?;
+        plans.push((profile, plan));
+    }
+
+    // One pass over each release tarball, for the members every plan on it needs.
+    let mut spooled = BTreeMap::new();
+    for (name, (release, path)) in &releases {
+        let wanted: BTreeSet<String> = plans
+            .iter()
+            .filter(|(_, p)| &p.release.name == name)
+            .flat_map(|(_, p)| p.binaries.iter().map(|b| b.member.clone()))
+            .collect();
+        let spool = session.path().join(format!("spool-{name}"));
+        std::fs::create_dir(&spool).map_err(io_err(&spool))?;
+        progress.step(&format!("reading {} ({name})", path.display()));
+        let members = extract::extract(path, &release.sha512, &wanted, &spool, progress)?;
+        let size = std::fs::metadata(path).map_err(io_err(path))?.len();
+        spooled.insert(name.clone(), (members, size));
+    }
+
+    let mut built = Vec::new();
+    for (profile, plan) in &plans {
+        let (members, release_size) = &spooled[&plan.release.name];
+        let tree = tree(plan, members).map_err(|source| BuildError::Tree {
+            profile: plan.profile.clone(),
+            source,
+        })?;
+        let mut inputs = vec![Input {
+            kind: "release".into(),
+            path: plan.release.file.clone(),
+            sha256: None,
+            sha512: Some(plan.release.sha512.clone()),
+        }];
+        let rel = |s: &Source, kind: &str| Input {
+            kind: kind.into(),
+            path: relative(&opts.root, &s.path),
+            sha256: Some(s.sha256.clone()),
+            sha512: None,
+        };
+        inputs.extend(profile.sources.iter().map(|s| rel(s, "profile")));
+        let image = &images[&plan.image];
+        inputs.extend(
+            image
+                .sources
+                .iter()
+                .enumerate()
+                .map(|(i, s)| rel(s, if i == 0 { "image" } else { "template" })),
+        );
+        progress.step(&format!("packing {}", plan.profile));
+        built.push(write_outputs(
+            plan,
+            &tree,
+            *release_size,
+            inputs,
+            &out_root,
+            progress,
+        )?);
+    }
+    Ok(built)
+}
+
+/// The tree a plan describes, binaries taken from their spooled copies.
+pub fn tree(
+    plan: &Plan,
+    members: &BTreeMap<String, extract::Extracted>,
+) -> Result<Tree, TreeError> {
+    let mut tree = Tree::new();
+    for b in &plan.binaries {
+        let m = &members[&b.member];
+        tree.add_file_hashed(
+            &b.path,
+            b.mode,
+            Content::Spooled(m.spool.clone()),
+            m.size,
+            m.sha256.clone(),
+        )?;
+    }
+    for f in &plan.files {
+        tree.add_file(
+            &f.path,
+            f.mode,
+            Content::Inline(f.content.clone().into_bytes()),
+        )?;
+    }
+    for l in &plan.links {
+        tree.add_symlink(&l.path, &l.target)?;
+    }
+    Ok(tree)
+}
+
+/// `path` relative to the project root, with `/` separators: never the checkout's location.
+fn relative(root: &Path, path: &Path) -> String {
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    rel.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Writes payload, installer, manifest.json and SHA256SUMS into a staging directory, then
+/// renames it to `<out_root>/<profile>`.
+fn write_outputs(
+    plan: &Plan,
+    tree: &Tree,
+    release_size: u64,
+    inputs: Vec<Input>,
+    out_root: &Path,
+    progress: &Progress,
+) -> Result<Built, BuildError> {
+    let staging = tempfile::Builder::new()
+        .prefix(&format!(".{}.staging.", plan.profile))
+        .tempdir_in(out_root)
+        .map_err(io_err(out_root))?;
+    let dir = staging.path();
+    let mut outputs = Vec::new();
+
+    let payload_name = format!("{}.tar.gz", plan.profile);
+    let payload_path = dir.join(&payload_name);
+    let bar = progress.bar(&format!("{payload_name}"), Some(tree.content_size()));
+    let file = create(&payload_path)?;
+    let (file, written) =
+        payload::write_tar_gz(tree, plan.epoch, BufWriter::with_capacity(1 << 20, file))
+            .map_err(io_err(&payload_path))?;
+    finish_file(file, &payload_path)?;
+    bar.finish();
+    outputs.push(Output {
+        kind: "payload".into(),
+        path: payload_name,
+        size: written.size,
+        sha256: written.sha256.clone(),
+    });
+
+    let installer_name = format!("{}-install.sh", plan.profile);
+    let installer_path = dir.join(&installer_name);
+    let out = crate::hash::Sha256Writer::new(BufWriter::new(create(&installer_path)?));
+    let out = installer::write(plan, tree, &payload_path, &written.sha256, out)
+        .map_err(io_err(&installer_path))?;
+    let (file, sha256, size) = out.finish();
+    finish_file(file, &installer_path)?;
+    set_mode(&installer_path, 0o755)?;
+    outputs.push(Output {
+        kind: "installer".into(),
+        path: installer_name,
+        size,
+        sha256,
+    });
+
+    let manifest = Manifest::new(plan, release_size, inputs, tree, outputs.clone());
+    let bytes = manifest.to_bytes();
+    let manifest_row = write_small(dir, "manifest", "manifest.json", &bytes)?;
+
+    let mut sums: Vec<&Output> = outputs
+        .iter()
+        .chain(std::iter::once(&manifest_row))
+        .collect();
+    sums.sort_by(|a, b| a.path.cmp(&b.path));
+    let text: String = sums
+        .iter()
+        .map(|o| format!("{}  {}\n", o.sha256, o.path))
+        .collect();
+    write_small(dir, "sums", "SHA256SUMS", text.as_bytes())?;
+    for name in [
+        "manifest.json",
+        "SHA256SUMS",
+        &format!("{}.tar.gz", plan.profile),
+    ] {
+        set_mode(&dir.join(name), 0o644)?;
+    }
+
+    let final_dir = out_root.join(&plan.profile);
+    replace_dir(staging, &final_dir)?;
+    Ok(Built {
+        profile: plan.profile.clone(),
+        release: plan.release.name.clone(),
+        sample: plan.sample,
+        dir: final_dir,
+        files: tree.len(),
+        outputs,
+        manifest: manifest_row,
+    })
+}
+
+fn create(path: &Path) -> Result<File, BuildError> {
+    File::create(path).map_err(io_err(path))
+}
+
+fn finish_file(w: BufWriter<File>, path: &Path) -> Result<(), BuildError> {
+    let file = w.into_inner().map_err(|e| BuildError::Io {
+        path: path.to_owned(),
+        source: e.into_error(),
+    })?;
+    file.sync_all().map_err(io_err(path))
+}
+
+fn write_small(dir: &Path, kind: &str, name: &str, bytes: &[u8]) -> Result<Output, BuildError> {
+    let path = dir.join(name);
+    let mut f = create(&path)?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(io_err(&path))?;
+    Ok(Output {
+        kind: kind.to_owned(),
+        path: name.to_owned(),
+        size: bytes.len() as u64,
+        sha256: crate::hash::sha256_hex(bytes),
+    })
+}
+
+/// Output files get fixed modes, whatever the umask.
+fn set_mode(path: &Path, mode: u32) -> Result<(), BuildError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io_err(path))
+}
+
+/// Moves the finished staging directory to `target`, replacing what was there.
+fn replace_dir(staging: tempfile::TempDir, target: &Path) -> Result<(), BuildError> {
+    set_mode(staging.path(), 0o755)?;
+    let staged = staging.keep();
+    if target.exists() {
+        let parent = target.parent().unwrap_or(Path::new("."));
+        let old = tempfile::Builder::new()
+            .prefix(".old.")
+            .tempdir_in(parent)
+            .map_err(io_err(parent))?;
+        let old_path = old.path().join("previous");
+        std::fs::rename(target, &old_path).map_err(io_err(target))?;
+        if let Err(source) = std::fs::rename(&staged, target) {
+            let _ = std::fs::rename(&old_path, target);
+            let _ = std::fs::remove_dir_all(&staged);
+            return Err(BuildError::Io {
+                path: target.to_owned(),
+                source,
+            });
+        }
+        drop(old);
+    } else {
+        std::fs::rename(&staged, target).map_err(|source| {
+            let _ = std::fs::remove_dir_all(&staged);
+            BuildError::Io {
+                path: target.to_owned(),
+                source,
+            }
+        })?;
+    }
+    Ok(())
+}
