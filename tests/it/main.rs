@@ -1,1 +1,12 @@
-fn main() {}
+//! kubemint's integration tests: one binary, one module per topic. They run the xtask binary
+//! the way users do, on throwaway projects built from the repository's profiles and images,
+//! and judge outputs with the tools users have (sha256sum, sh, shellcheck, systemd-analyze).
+
+mod cli;
+mod fetch;
+mod hostile;
+mod installer;
+mod profiles;
+mod reproducible;
+mod support;
+mod unit;

@@ -266,7 +266,7 @@ fn write_outputs(
 
     let payload_name = format!("{}.tar.gz", plan.profile);
     let payload_path = dir.join(&payload_name);
-    let bar = progress.bar(&format!("{payload_name}"), Some(tree.content_size()));
+    let bar = progress.bar(&payload_name, Some(tree.content_size()));
     let file = create(&payload_path)?;
     let (file, written) =
         payload::write_tar_gz(tree, plan.epoch, BufWriter::with_capacity(1 << 20, file))

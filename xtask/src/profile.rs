@@ -359,26 +359,7 @@ fn resolve(
         user => minijinja::Value::from_serialize(&raw.user),
         paths => minijinja::Value::from_serialize(&raw.paths),
     };
-    let mut components = BTreeMap::new();
-    for (component, raw) in r.required("components", raw.components).unwrap_or_default() {
-        let key = format!("components.{component}");
-        if values::check_hostname(&component).is_err() {
-            r.report(&key, format!("{component:?} is not a component name"));
-        }
-        let Some(table) = r.required(&format!("{key}.flags"), raw.flags) else {
-            continue;
-        };
-        let flags = table
-            .into_iter()
-            .filter_map(|(flag, value)| {
-                let key = format!("{key}.flags.{flag}");
-                resolve_flag(&flag, value, &context)
-                    .map_err(|m| r.report(&key, m))
-                    .ok()
-            })
-            .collect();
-        components.insert(component, Component { flags });
-    }
+    let raw_components = raw.components;
     let host = raw.host.unwrap_or_default();
     let cluster = raw.cluster.unwrap_or_default();
     let user = raw.user.unwrap_or_default();
@@ -412,7 +393,7 @@ fn resolve(
     );
     let etcd_servers = r
         .required("cluster.etcd_servers", cluster.etcd_servers)
-        .and_then(|list| {
+        .inspect(|list| {
             if list.is_empty() {
                 r.report(
                     "cluster.etcd_servers",
@@ -424,7 +405,6 @@ fn resolve(
                     r.report(&format!("cluster.etcd_servers[{i}]"), m);
                 }
             }
-            Some(list)
         });
     let user_name = r.typed("user.name", user.name, |s| {
         values::check_user_name(s).map(|_| s.to_owned())
@@ -449,6 +429,28 @@ fn resolve(
     let conf_dir = path("paths.conf_dir", paths.conf_dir, &["/etc"]);
     let cert_dir = path("paths.cert_dir", paths.cert_dir, &[]);
 
+    // A flag whose value is a template over a value already reported is not type-checked again.
+    let values_ok = r.problems.is_empty();
+    let mut components = BTreeMap::new();
+    for (component, raw) in r.required("components", raw_components).unwrap_or_default() {
+        let key = format!("components.{component}");
+        if values::check_hostname(&component).is_err() {
+            r.report(&key, format!("{component:?} is not a component name"));
+        }
+        let Some(table) = r.required(&format!("{key}.flags"), raw.flags) else {
+            continue;
+        };
+        let flags = table
+            .into_iter()
+            .filter_map(|(flag, value)| {
+                let key = format!("{key}.flags.{flag}");
+                resolve_flag(&flag, value, &context, values_ok)
+                    .map_err(|m| r.report(&key, m))
+                    .ok()
+            })
+            .collect();
+        components.insert(component, Component { flags });
+    }
     let (
         Some(image),
         Some(release),
@@ -547,11 +549,13 @@ impl Profile {
     }
 }
 
-/// Renders one flag value (a template, number, boolean or list joined with commas) and checks it.
+/// Renders one flag value (a template, number, boolean or list joined with commas) and checks
+/// it; a templated value's type is checked only when the values it refers to are sound.
 fn resolve_flag(
     name: &str,
     value: toml::Value,
     context: &minijinja::Value,
+    values_ok: bool,
 ) -> Result<Flag, String> {
     let name_ok = !name.is_empty()
         && !name.starts_with('-')
@@ -564,6 +568,11 @@ fn resolve_flag(
         ));
     }
     let render = |s: &str| render::render_str(s, context).map_err(|e| format!("{e:#}"));
+    let templated = match &value {
+        toml::Value::String(s) => s.contains("{{"),
+        toml::Value::Array(items) => items.iter().any(|i| i.as_str().is_some_and(|s| s.contains("{{"))),
+        _ => false,
+    };
     let value = match value {
         toml::Value::String(s) => render(&s)?,
         toml::Value::Integer(i) => i.to_string(),
@@ -594,7 +603,9 @@ fn resolve_flag(
             "value {value:?} contains {c:?}: a flag value is one line"
         ));
     }
-    check_flag_value(name, &value)?;
+    if values_ok || !templated {
+        check_flag_value(name, &value)?;
+    }
     Ok(Flag {
         name: name.to_owned(),
         value,

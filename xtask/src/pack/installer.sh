@@ -139,24 +139,33 @@ install() {
         done
     }
     # Directories first (the manifest is sorted, parents before children), then files and links,
-    # each renamed into place so that no file is ever seen half-written.
-    manifest | while read -r type mode uid gid size sum path target; do
-        dest=$BASE$path
-        case $type in
-            d)
-                if [ -L "$dest" ] && [ -d "$dest" ]; then continue; fi
-                if [ -e "$dest" ] && [ ! -d "$dest" ]; then die "$dest exists and is not a directory"; fi
-                mkdir -p "$dest"
-                chmod "$mode" "$dest"
-                if [ "$(id -u)" = 0 ]; then chown "$uid:$gid" "$dest"; fi
-                ;;
-            f | l)
-                if [ -d "$dest" ] && [ ! -L "$dest" ]; then die "$dest is a directory, expected a $type entry"; fi
-                mv -f "$stage$path" "$dest"
-                ;;
-        esac
-    done
-    say "installed $(manifest | wc -l | tr -d ' ') entries of $PROFILE ($RELEASE) into $ROOT"
+    # each renamed into place so that no file is ever seen half-written. Entries already as the
+    # manifest says are left alone, so a second run changes nothing.
+    manifest | {
+        changed=0
+        while read -r type mode uid gid size sum path target; do
+            dest=$BASE$path
+            if check_entry "$BASE" "$type" "$mode" "$uid" "$gid" "$size" "$sum" "$path" "$target" >/dev/null; then
+                continue
+            fi
+            case $type in
+                d)
+                    if [ -L "$dest" ] && [ -d "$dest" ]; then continue; fi
+                    if [ -e "$dest" ] && [ ! -d "$dest" ]; then die "$dest exists and is not a directory"; fi
+                    changed=$((changed + 1))
+                    mkdir -p "$dest"
+                    chmod "$mode" "$dest"
+                    if [ "$OWNERS" = yes ]; then chown "$uid:$gid" "$dest"; fi
+                    ;;
+                f | l)
+                    if [ -d "$dest" ] && [ ! -L "$dest" ]; then die "$dest is a directory, expected a $type entry"; fi
+                    changed=$((changed + 1))
+                    mv -f "$stage$path" "$dest"
+                    ;;
+            esac
+        done
+        say "installed $PROFILE ($RELEASE) into $ROOT: $(manifest | wc -l | tr -d ' ') entries, $changed changed"
+    }
     if [ "$ROOT" != / ]; then
         say "not creating user $SERVICE_USER or the tmpfiles.d directories: $ROOT does that when it boots"
         return 0
