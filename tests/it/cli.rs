@@ -6,7 +6,14 @@ use crate::support::{Project, snapshot, text};
 #[test]
 fn every_command_has_help() {
     let p = Project::new();
-    for cmd in [&[][..], &["build-image"], &["fetch"], &["pin"], &["plan"], &["bench"]] {
+    for cmd in [
+        &[][..],
+        &["build-image"],
+        &["fetch"],
+        &["pin"],
+        &["plan"],
+        &["bench"],
+    ] {
         let mut args = cmd.to_vec();
         args.push("--help");
         let out = p.ok(&args);
@@ -20,10 +27,21 @@ fn build_all_with_json_summary() {
     let out = p.ok(&["build-image", "--all", "--sample", "--json"]);
     let built: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let built = built.as_array().unwrap();
-    assert_eq!(built.iter().map(|b| b["profile"].as_str().unwrap()).collect::<Vec<_>>(), ["master-1", "master-2", "master-3"]);
+    assert_eq!(
+        built
+            .iter()
+            .map(|b| b["profile"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["master-1", "master-2", "master-3"]
+    );
     for b in built {
         assert_eq!(b["sample"], true);
-        let kinds: Vec<_> = b["outputs"].as_array().unwrap().iter().map(|o| o["kind"].as_str().unwrap()).collect();
+        let kinds: Vec<_> = b["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["kind"].as_str().unwrap())
+            .collect();
         assert_eq!(kinds, ["payload", "installer"]);
         let dir = std::path::PathBuf::from(b["dir"].as_str().unwrap());
         let manifest = crate::support::manifest(&dir);
@@ -32,12 +50,26 @@ fn build_all_with_json_summary() {
         assert_eq!(manifest["outputs"], b["outputs"]);
         assert_eq!(manifest["release"]["name"], "v1.14.2");
         assert_eq!(manifest["generator"]["name"], "kubemint");
-        assert!(manifest["inputs"].as_array().unwrap().iter().any(|i| i["path"] == "profiles/cluster.toml"));
+        assert!(
+            manifest["inputs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|i| i["path"] == "profiles/cluster.toml")
+        );
     }
     // Masters share the binary, not the rendered files.
-    let m = |i: usize| crate::support::manifest(std::path::Path::new(built[i]["dir"].as_str().unwrap()));
+    let m = |i: usize| {
+        crate::support::manifest(std::path::Path::new(built[i]["dir"].as_str().unwrap()))
+    };
     let file = |m: &serde_json::Value, path: &str| {
-        m["files"].as_array().unwrap().iter().find(|f| f["path"] == path).unwrap()["sha256"].clone()
+        m["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["path"] == path)
+            .unwrap()["sha256"]
+            .clone()
     };
     let bin = "/opt/k8s/kubernetes/sbin/kube-apiserver";
     let unit = "/usr/lib/systemd/system/kube-apiserver.service";
@@ -50,7 +82,10 @@ fn human_summary_names_sizes_digests_and_sample() {
     let p = Project::new();
     let out = text(&p.ok(&["build-image", "master-1", "--sample"]).stdout);
     assert!(out.contains("SAMPLE release v1.14.2"), "{out}");
-    assert!(out.contains("payload") && out.contains("installer") && out.contains("sha256:"), "{out}");
+    assert!(
+        out.contains("payload") && out.contains("installer") && out.contains("sha256:"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -59,13 +94,20 @@ fn failed_build_leaves_previous_output_untouched() {
     let dir = p.build_sample("master-1");
     let before = snapshot(&dir);
     let cluster = p.path().join("profiles/cluster.toml");
-    let broken = std::fs::read_to_string(&cluster).unwrap().replace("/etc/k8s/kubernetes", "/var/k8s");
+    let broken = std::fs::read_to_string(&cluster)
+        .unwrap()
+        .replace("/etc/k8s/kubernetes", "/var/k8s");
     std::fs::write(&cluster, broken).unwrap();
     p.fails(&["build-image", "master-1", "--sample"]);
     assert_eq!(snapshot(&dir), before);
     // A build that fails late (in the image's templates) leaves it untouched too.
-    p.write("profiles/cluster.toml", &std::fs::read_to_string(crate::support::repo().join("profiles/cluster.toml")).unwrap());
-    let tmpl = p.path().join("images/control-plane/templates/tmpfiles.conf.j2");
+    p.write(
+        "profiles/cluster.toml",
+        &std::fs::read_to_string(crate::support::repo().join("profiles/cluster.toml")).unwrap(),
+    );
+    let tmpl = p
+        .path()
+        .join("images/control-plane/templates/tmpfiles.conf.j2");
     std::fs::write(&tmpl, "{{ paths.nope }}\n").unwrap();
     let err = p.fails(&["build-image", "master-1", "--sample"]);
     assert!(err.contains("tmpfiles.conf.j2"), "{err}");
@@ -83,13 +125,23 @@ fn pin_then_build_against_another_release() {
     let p = Project::new();
     let tarball = p.path().join("custom.tar.gz");
     let mut f = std::fs::File::create(&tarball).unwrap();
-    kubemint::sample::write_release(&mut f, "v1.14.2-custom", kubemint::sample::Scale::Tiny).unwrap();
-    let out = p.ok(&["pin", "v1.14.2-custom", "--file", tarball.to_str().unwrap(), "--json"]);
+    kubemint::sample::write_release(&mut f, "v1.14.2-custom", kubemint::sample::Scale::Tiny)
+        .unwrap();
+    let out = p.ok(&[
+        "pin",
+        "v1.14.2-custom",
+        "--file",
+        tarball.to_str().unwrap(),
+        "--json",
+    ]);
     let pinned: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(pinned["change"], "added");
     let lock = std::fs::read_to_string(p.path().join("vendor/releases.toml")).unwrap();
     assert!(lock.contains("name = \"v1.14.2-custom\""), "{lock}");
-    assert!(lock.contains("name = \"v1.14.2\""), "the other releases are kept");
+    assert!(
+        lock.contains("name = \"v1.14.2\""),
+        "the other releases are kept"
+    );
     p.ok(&["build-image", "master-2", "--release", "v1.14.2-custom"]);
     let m = crate::support::manifest(&p.path().join("target/images/master-2"));
     assert_eq!(m["release"]["name"], "v1.14.2-custom");
@@ -111,6 +163,14 @@ fn plan_prints_what_the_tree_holds() {
     let out = p.ok(&["plan", "master-3"]);
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(plan["profile"], "master-3");
-    assert_eq!(plan["binaries"][0]["member"], "kubernetes/server/bin/kube-apiserver");
-    assert!(plan["files"].as_array().unwrap().iter().any(|f| f["content"].as_str().unwrap().contains("--advertise-address=10.10.10.24")));
+    assert_eq!(
+        plan["binaries"][0]["member"],
+        "kubernetes/server/bin/kube-apiserver"
+    );
+    assert!(plan["files"].as_array().unwrap().iter().any(|f| {
+        f["content"]
+            .as_str()
+            .unwrap()
+            .contains("--advertise-address=10.10.10.24")
+    }));
 }

@@ -15,7 +15,12 @@ struct Member<'a> {
 }
 
 fn member<'a>(name: &'a str, kind: EntryType, link: &'a str, data: &'a [u8]) -> Member<'a> {
-    Member { name, kind, link, data }
+    Member {
+        name,
+        kind,
+        link,
+        data,
+    }
 }
 
 const APISERVER: &str = "kubernetes/server/bin/kube-apiserver";
@@ -49,35 +54,117 @@ fn build_with(bytes: &[u8]) -> (Project, String) {
     std::fs::write(&file, bytes).unwrap();
     p.ok(&["pin", "evil", "--file", file.to_str().unwrap()]);
     let err = p.fails(&["build-image", "master-1", "--release", "evil"]);
-    assert!(!p.path().join("target/images/master-1").exists(), "an output appeared despite: {err}");
-    let leftovers: Vec<_> = std::fs::read_dir(p.path().join("target/images")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(
+        !p.path().join("target/images/master-1").exists(),
+        "an output appeared despite: {err}"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(p.path().join("target/images"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert!(leftovers.is_empty(), "staging left behind: {leftovers:?}");
     (p, err)
 }
 
 fn good() -> Member<'static> {
-    member(APISERVER, EntryType::Regular, "", b"#!/bin/sh\necho kube-apiserver\n")
+    member(
+        APISERVER,
+        EntryType::Regular,
+        "",
+        b"#!/bin/sh\necho kube-apiserver\n",
+    )
 }
 
 #[test]
 fn each_hostile_member_is_rejected_by_name() {
     let cases: Vec<(Vec<Member>, &str)> = vec![
-        (vec![good(), member("/tmp/kubemint-evil-absolute", EntryType::Regular, "", b"x")], "member \"/tmp/kubemint-evil-absolute\" has an absolute path"),
-        (vec![good(), member("kubernetes/../../kubemint-evil", EntryType::Regular, "", b"x")], "member \"kubernetes/../../kubemint-evil\" has a '..' component"),
-        (vec![good(), member("kubernetes/server/bin/up", EntryType::Symlink, "../../../../etc/passwd", b"")], "member \"kubernetes/server/bin/up\" is a link to \"../../../../etc/passwd\", which leaves the archive"),
-        (vec![good(), member("kubernetes/abs", EntryType::Symlink, "/etc/shadow", b"")], "is a link to \"/etc/shadow\", which leaves the archive"),
-        (vec![good(), member("kubernetes/hard", EntryType::Link, "../outside", b"")], "member \"kubernetes/hard\" is a link to \"../outside\""),
-        (vec![good(), member("kubernetes/null", EntryType::Char, "", b"")], "member \"kubernetes/null\" is a character device"),
-        (vec![good(), member("kubernetes/blk", EntryType::Block, "", b"")], "is a block device"),
-        (vec![good(), member("kubernetes/fifo", EntryType::Fifo, "", b"")], "is a fifo"),
-        (vec![good(), good()], "member \"kubernetes/server/bin/kube-apiserver\" appears twice"),
-        (vec![member(APISERVER, EntryType::Symlink, "kube-apiserver.real", b"")], "is a symlink, expected a regular file"),
-        (vec![member("kubernetes/server/bin/kubectl", EntryType::Regular, "", b"x")], "missing member kubernetes/server/bin/kube-apiserver"),
+        (
+            vec![
+                good(),
+                member("/tmp/kubemint-evil-absolute", EntryType::Regular, "", b"x"),
+            ],
+            "member \"/tmp/kubemint-evil-absolute\" has an absolute path",
+        ),
+        (
+            vec![
+                good(),
+                member(
+                    "kubernetes/../../kubemint-evil",
+                    EntryType::Regular,
+                    "",
+                    b"x",
+                ),
+            ],
+            "member \"kubernetes/../../kubemint-evil\" has a '..' component",
+        ),
+        (
+            vec![
+                good(),
+                member(
+                    "kubernetes/server/bin/up",
+                    EntryType::Symlink,
+                    "../../../../etc/passwd",
+                    b"",
+                ),
+            ],
+            "member \"kubernetes/server/bin/up\" is a link to \"../../../../etc/passwd\", which leaves the archive",
+        ),
+        (
+            vec![
+                good(),
+                member("kubernetes/abs", EntryType::Symlink, "/etc/shadow", b""),
+            ],
+            "is a link to \"/etc/shadow\", which leaves the archive",
+        ),
+        (
+            vec![
+                good(),
+                member("kubernetes/hard", EntryType::Link, "../outside", b""),
+            ],
+            "member \"kubernetes/hard\" is a link to \"../outside\"",
+        ),
+        (
+            vec![good(), member("kubernetes/null", EntryType::Char, "", b"")],
+            "member \"kubernetes/null\" is a character device",
+        ),
+        (
+            vec![good(), member("kubernetes/blk", EntryType::Block, "", b"")],
+            "is a block device",
+        ),
+        (
+            vec![good(), member("kubernetes/fifo", EntryType::Fifo, "", b"")],
+            "is a fifo",
+        ),
+        (
+            vec![good(), good()],
+            "member \"kubernetes/server/bin/kube-apiserver\" appears twice",
+        ),
+        (
+            vec![member(
+                APISERVER,
+                EntryType::Symlink,
+                "kube-apiserver.real",
+                b"",
+            )],
+            "is a symlink, expected a regular file",
+        ),
+        (
+            vec![member(
+                "kubernetes/server/bin/kubectl",
+                EntryType::Regular,
+                "",
+                b"x",
+            )],
+            "missing member kubernetes/server/bin/kube-apiserver",
+        ),
     ];
     for (members, want) in cases {
         let (p, err) = build_with(&tarball(&members));
         assert!(err.contains(want), "expected {want:?} in:\n{err}");
-        assert!(err.contains(&p.path().join("vendor/store/sha512").display().to_string()), "the error does not name the tarball: {err}");
+        assert!(
+            err.contains(&p.path().join("vendor/store/sha512").display().to_string()),
+            "the error does not name the tarball: {err}"
+        );
         assert!(!std::path::Path::new("/tmp/kubemint-evil-absolute").exists());
         assert!(!p.path().parent().unwrap().join("kubemint-evil").exists());
     }
@@ -85,7 +172,9 @@ fn each_hostile_member_is_rejected_by_name() {
 
 #[test]
 fn truncated_and_corrupt_gzip_are_rejected() {
-    let payload: Vec<u8> = (0..200_000u32).flat_map(|i| (i.wrapping_mul(2_654_435_761)).to_le_bytes()).collect();
+    let payload: Vec<u8> = (0..200_000u32)
+        .flat_map(|i| (i.wrapping_mul(2_654_435_761)).to_le_bytes())
+        .collect();
     let whole = tarball(&[member(APISERVER, EntryType::Regular, "", &payload)]);
     let (_, err) = build_with(&whole[..whole.len() / 2]);
     assert!(err.contains("corrupt or truncated archive"), "{err}");
@@ -109,13 +198,26 @@ fn wrong_digest_names_expected_and_actual() {
     std::fs::write(&file, tarball(&[good()])).unwrap();
     p.ok(&["pin", "mine", "--file", file.to_str().unwrap()]);
     let store = p.path().join("vendor/store/sha512");
-    let stored = std::fs::read_dir(&store).unwrap().next().unwrap().unwrap().path();
+    let stored = std::fs::read_dir(&store)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let expected = stored.file_name().unwrap().to_string_lossy().into_owned();
-    let other = tarball(&[good(), member("kubernetes/extra", EntryType::Regular, "", b"y")]);
+    let other = tarball(&[
+        good(),
+        member("kubernetes/extra", EntryType::Regular, "", b"y"),
+    ]);
     std::fs::write(&stored, &other).unwrap();
     let err = p.fails(&["build-image", "master-1", "--release", "mine"]);
     let actual = kubemint::hash::sha512_hex(&other);
-    assert!(err.contains(&format!("sha512 mismatch: expected {expected}, actual {actual}")), "{err}");
+    assert!(
+        err.contains(&format!(
+            "sha512 mismatch: expected {expected}, actual {actual}"
+        )),
+        "{err}"
+    );
     assert!(!p.path().join("target/images/master-1").exists());
 }
 

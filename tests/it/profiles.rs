@@ -13,7 +13,12 @@ fn edit(p: &Project, file: &str, from: &str, to: &str) {
 #[test]
 fn unknown_key_is_an_error_naming_file_and_key() {
     let p = Project::new();
-    edit(&p, "master-2.toml", "[host]\n", "[host]\nadress = \"10.10.10.23\"\n");
+    edit(
+        &p,
+        "master-2.toml",
+        "[host]\n",
+        "[host]\nadress = \"10.10.10.23\"\n",
+    );
     let err = p.fails(&["build-image", "master-2", "--sample"]);
     assert!(err.contains("profiles/master-2.toml"), "{err}");
     assert!(err.contains("unknown field `adress`"), "{err}");
@@ -22,11 +27,36 @@ fn unknown_key_is_an_error_naming_file_and_key() {
 #[test]
 fn every_typed_value_problem_is_reported_at_once() {
     let p = Project::new();
-    edit(&p, "cluster.toml", "service_cidr = \"10.254.0.0/22\"", "service_cidr = \"10.254.0.0/40\"");
-    edit(&p, "cluster.toml", "node_port_range = \"8400-9400\"", "node_port_range = \"9400-8400\"");
-    edit(&p, "cluster.toml", "install_dir = \"/data/apps/k8s/kubernetes\"", "install_dir = \"data/apps\"");
-    edit(&p, "master-1.toml", "address = \"10.10.10.22\"", "address = \"10.10.10.322\"");
-    edit(&p, "cluster.toml", "event-ttl = \"168h\"", "event-ttl = \"7 days\"");
+    edit(
+        &p,
+        "cluster.toml",
+        "service_cidr = \"10.254.0.0/22\"",
+        "service_cidr = \"10.254.0.0/40\"",
+    );
+    edit(
+        &p,
+        "cluster.toml",
+        "node_port_range = \"8400-9400\"",
+        "node_port_range = \"9400-8400\"",
+    );
+    edit(
+        &p,
+        "cluster.toml",
+        "install_dir = \"/data/apps/k8s/kubernetes\"",
+        "install_dir = \"data/apps\"",
+    );
+    edit(
+        &p,
+        "master-1.toml",
+        "address = \"10.10.10.22\"",
+        "address = \"10.10.10.322\"",
+    );
+    edit(
+        &p,
+        "cluster.toml",
+        "event-ttl = \"168h\"",
+        "event-ttl = \"7 days\"",
+    );
     let err = p.fails(&["build-image", "master-1", "--sample"]);
     for want in [
         "profiles/cluster.toml: cluster.service_cidr: \"10.254.0.0/40\" is not a CIDR",
@@ -46,13 +76,21 @@ fn missing_key_names_the_profile_file() {
     let p = Project::new();
     edit(&p, "master-3.toml", "address = \"10.10.10.24\"\n", "");
     let err = p.fails(&["build-image", "master-3", "--sample"]);
-    assert!(err.contains("profiles/master-3.toml: host.address: missing"), "{err}");
+    assert!(
+        err.contains("profiles/master-3.toml: host.address: missing"),
+        "{err}"
+    );
 }
 
 #[test]
 fn newline_in_a_flag_value_is_an_error() {
     let p = Project::new();
-    edit(&p, "cluster.toml", "requestheader-allowed-names = \"aggregator\"", "requestheader-allowed-names = \"aggregator\\n--insecure-port=8080\"");
+    edit(
+        &p,
+        "cluster.toml",
+        "requestheader-allowed-names = \"aggregator\"",
+        "requestheader-allowed-names = \"aggregator\\n--insecure-port=8080\"",
+    );
     let err = p.fails(&["build-image", "master-1", "--sample"]);
     assert!(
         err.contains("profiles/cluster.toml: components.kube-apiserver.flags.requestheader-allowed-names: value \"aggregator\\n--insecure-port=8080\" contains '\\n'"),
@@ -64,18 +102,39 @@ fn newline_in_a_flag_value_is_an_error() {
 fn misspelt_template_variable_is_an_error() {
     // The guide's `$KUBE_NAM`: a strict template engine refuses instead of rendering "".
     let p = Project::new();
-    edit(&p, "cluster.toml", "\"{{ paths.conf_dir }}/token.csv\"", "\"{{ paths.conf_dri }}/token.csv\"");
+    edit(
+        &p,
+        "cluster.toml",
+        "\"{{ paths.conf_dir }}/token.csv\"",
+        "\"{{ paths.conf_dri }}/token.csv\"",
+    );
     let err = p.fails(&["build-image", "master-1", "--sample"]);
-    assert!(err.contains("profiles/cluster.toml: components.kube-apiserver.flags.token-auth-file"), "{err}");
+    assert!(
+        err.contains("profiles/cluster.toml: components.kube-apiserver.flags.token-auth-file"),
+        "{err}"
+    );
     assert!(err.contains("undefined"), "{err}");
 }
 
 #[test]
 fn problems_of_several_profiles_are_reported_together() {
     let p = Project::new();
-    edit(&p, "master-1.toml", "address = \"10.10.10.22\"", "address = \"x\"");
-    edit(&p, "master-2.toml", "name = \"master-2\"", "name = \"Master 2\"");
+    edit(
+        &p,
+        "master-1.toml",
+        "address = \"10.10.10.22\"",
+        "address = \"x\"",
+    );
+    edit(
+        &p,
+        "master-2.toml",
+        "name = \"master-2\"",
+        "name = \"Master 2\"",
+    );
     let err = p.fails(&["build-image", "--all", "--sample"]);
-    assert!(err.contains("profiles/master-1.toml: host.address"), "{err}");
+    assert!(
+        err.contains("profiles/master-1.toml: host.address"),
+        "{err}"
+    );
     assert!(err.contains("profiles/master-2.toml: host.name"), "{err}");
 }

@@ -8,7 +8,10 @@ use std::process::{Command, Output};
 
 /// The checkout these tests belong to.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
 }
 
 pub fn xtask_bin() -> &'static str {
@@ -27,7 +30,11 @@ impl Project {
             copy_dir(&repo().join(sub), &dir.path().join(sub));
         }
         std::fs::create_dir(dir.path().join("vendor")).unwrap();
-        std::fs::copy(repo().join("vendor/releases.toml"), dir.path().join("vendor/releases.toml")).unwrap();
+        std::fs::copy(
+            repo().join("vendor/releases.toml"),
+            dir.path().join("vendor/releases.toml"),
+        )
+        .unwrap();
         Project { dir }
     }
 
@@ -38,7 +45,10 @@ impl Project {
     /// `xtask -C <project> ARGS…` with a clean environment (no SOURCE_DATE_EPOCH).
     pub fn xtask(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(xtask_bin());
-        cmd.arg("-C").arg(self.path()).args(args).env_remove("SOURCE_DATE_EPOCH");
+        cmd.arg("-C")
+            .arg(self.path())
+            .args(args)
+            .env_remove("SOURCE_DATE_EPOCH");
         cmd
     }
 
@@ -50,14 +60,22 @@ impl Project {
     /// Runs xtask and panics with its stderr unless it succeeds.
     pub fn ok(&self, args: &[&str]) -> Output {
         let out = self.run(args);
-        assert!(out.status.success(), "xtask {args:?} failed:\n{}", text(&out.stderr));
+        assert!(
+            out.status.success(),
+            "xtask {args:?} failed:\n{}",
+            text(&out.stderr)
+        );
         out
     }
 
     /// Runs xtask and returns its stderr, panicking if it succeeds.
     pub fn fails(&self, args: &[&str]) -> String {
         let out = self.run(args);
-        assert!(!out.status.success(), "xtask {args:?} should fail; stdout:\n{}", text(&out.stdout));
+        assert!(
+            !out.status.success(),
+            "xtask {args:?} should fail; stdout:\n{}",
+            text(&out.stdout)
+        );
         text(&out.stderr)
     }
 
@@ -99,14 +117,38 @@ pub fn snapshot(root: &Path) -> Snapshot {
         let path = format!("/{}", entry.path().strip_prefix(root).unwrap().display());
         let mode = format!("{:04o}", meta.permissions().mode() & 0o7777);
         let (kind, size, digest) = if meta.file_type().is_symlink() {
-            ("symlink", None, Some(std::fs::read_link(entry.path()).unwrap().display().to_string()))
+            (
+                "symlink",
+                None,
+                Some(
+                    std::fs::read_link(entry.path())
+                        .unwrap()
+                        .display()
+                        .to_string(),
+                ),
+            )
         } else if meta.is_dir() {
             ("dir", None, None)
         } else {
             let bytes = std::fs::read(entry.path()).unwrap();
-            ("file", Some(meta.len()), Some(kubemint::hash::sha256_hex(&bytes)))
+            (
+                "file",
+                Some(meta.len()),
+                Some(kubemint::hash::sha256_hex(&bytes)),
+            )
         };
-        out.insert(path, (kind.to_owned(), mode, meta.uid(), meta.gid(), size, digest, meta.mtime()));
+        out.insert(
+            path,
+            (
+                kind.to_owned(),
+                mode,
+                meta.uid(),
+                meta.gid(),
+                size,
+                digest,
+                meta.mtime(),
+            ),
+        );
     }
     out
 }
@@ -117,25 +159,43 @@ pub fn manifest(dir: &Path) -> serde_json::Value {
 }
 
 /// The `files` of a manifest as a snapshot without mtimes (symlink modes are not compared).
-pub fn manifest_files(manifest: &serde_json::Value) -> BTreeMap<String, (String, String, Option<u64>, Option<String>)> {
+pub fn manifest_files(
+    manifest: &serde_json::Value,
+) -> BTreeMap<String, (String, String, Option<u64>, Option<String>)> {
     manifest["files"]
         .as_array()
         .unwrap()
         .iter()
         .map(|f| {
             let kind = f["type"].as_str().unwrap().to_owned();
-            let mode = if kind == "symlink" { "-".into() } else { f["mode"].as_str().unwrap().to_owned() };
-            let digest = f["sha256"].as_str().or(f["target"].as_str()).map(str::to_owned);
-            (f["path"].as_str().unwrap().to_owned(), (kind, mode, f["size"].as_u64(), digest))
+            let mode = if kind == "symlink" {
+                "-".into()
+            } else {
+                f["mode"].as_str().unwrap().to_owned()
+            };
+            let digest = f["sha256"]
+                .as_str()
+                .or(f["target"].as_str())
+                .map(str::to_owned);
+            (
+                f["path"].as_str().unwrap().to_owned(),
+                (kind, mode, f["size"].as_u64(), digest),
+            )
         })
         .collect()
 }
 
 /// A snapshot in the shape of [`manifest_files`].
-pub fn as_manifest_files(s: &Snapshot) -> BTreeMap<String, (String, String, Option<u64>, Option<String>)> {
+pub fn as_manifest_files(
+    s: &Snapshot,
+) -> BTreeMap<String, (String, String, Option<u64>, Option<String>)> {
     s.iter()
         .map(|(p, (kind, mode, _, _, size, digest, _))| {
-            let mode = if kind == "symlink" { "-".into() } else { mode.clone() };
+            let mode = if kind == "symlink" {
+                "-".into()
+            } else {
+                mode.clone()
+            };
             (p.clone(), (kind.clone(), mode, *size, digest.clone()))
         })
         .collect()
@@ -147,7 +207,9 @@ pub fn require_tool(name: &str) -> PathBuf {
     std::env::split_paths(&path)
         .map(|d| d.join(name))
         .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("{name} is not installed: run .ci/run, or apt-get install the package it names"))
+        .unwrap_or_else(|| {
+            panic!("{name} is not installed: run .ci/run, or apt-get install the package it names")
+        })
 }
 
 /// Runs a shell command line, returning its output.
@@ -157,5 +219,7 @@ pub fn sh(script: &str) -> Output {
 
 /// Whether this process runs as root (some checks need it: owners, chroot).
 pub fn is_root() -> bool {
-    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
 }

@@ -75,7 +75,10 @@ const FIXES: &[(&str, &str, &str)] = &[
 
 fn exec_start(unit: &str) -> Vec<String> {
     let joined = unit.replace("\\\n", " ");
-    let line = joined.lines().find_map(|l| l.strip_prefix("ExecStart=")).expect("ExecStart");
+    let line = joined
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("ExecStart");
     line.split_whitespace().map(str::to_owned).collect()
 }
 
@@ -97,11 +100,19 @@ fn has_every_guide_flag_with_the_guide_value_except_the_fixes() {
     let ours: Vec<(String, String)> = args[1..]
         .iter()
         .map(|a| {
-            let (k, v) = a.strip_prefix("--").expect("--flag").split_once('=').expect("flag=value");
+            let (k, v) = a
+                .strip_prefix("--")
+                .expect("--flag")
+                .split_once('=')
+                .expect("flag=value");
             (k.to_owned(), v.to_owned())
         })
         .collect();
-    let guide: Vec<(&str, &str)> = GUIDE_FLAGS.trim().lines().map(|l| l.split_once('=').unwrap()).collect();
+    let guide: Vec<(&str, &str)> = GUIDE_FLAGS
+        .trim()
+        .lines()
+        .map(|l| l.split_once('=').unwrap())
+        .collect();
     assert_eq!(
         ours.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
         guide.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
@@ -133,7 +144,10 @@ fn unit_has_the_guide_service_settings() {
         "LimitNOFILE=65536",
         "WantedBy=multi-user.target",
     ] {
-        assert!(unit.lines().any(|l| l == line), "{line} missing from:\n{unit}");
+        assert!(
+            unit.lines().any(|l| l == line),
+            "{line} missing from:\n{unit}"
+        );
     }
 }
 
@@ -143,19 +157,40 @@ fn systemd_analyze_verify_accepts_the_unit() {
     let p = Project::new();
     let dir = p.build_sample("master-1");
     let root = tempfile::tempdir().unwrap();
-    let out = sh(&format!("sh '{}' --root '{}'", dir.join("master-1-install.sh").display(), root.path().display()));
+    let out = sh(&format!(
+        "sh '{}' --root '{}'",
+        dir.join("master-1-install.sh").display(),
+        root.path().display()
+    ));
     assert!(out.status.success(), "{}", text(&out.stderr));
     // systemd's own units (the targets ours refers to) from the host, beside ours.
     let units = root.path().join("usr/lib/systemd/system");
-    let out = sh(&format!("cp -an /usr/lib/systemd/system/. '{}/'", units.display()));
+    let out = sh(&format!(
+        "cp -an /usr/lib/systemd/system/. '{}/'",
+        units.display()
+    ));
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let out = sh(&format!("systemd-analyze verify --root='{}' kube-apiserver.service", root.path().display()));
+    let out = sh(&format!(
+        "systemd-analyze verify --root='{}' kube-apiserver.service",
+        root.path().display()
+    ));
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stderr), "", "systemd-analyze printed warnings");
     // And it would reject a broken one: the check is real.
-    let unit = root.path().join("usr/lib/systemd/system/kube-apiserver.service");
-    let text_unit = std::fs::read_to_string(&unit).unwrap().replace("Type=notify", "Type=notfy");
+    let unit = root
+        .path()
+        .join("usr/lib/systemd/system/kube-apiserver.service");
+    let text_unit = std::fs::read_to_string(&unit)
+        .unwrap()
+        .replace("Type=notify", "Type=notfy");
     std::fs::write(&unit, text_unit).unwrap();
-    let out = sh(&format!("systemd-analyze verify --root='{}' kube-apiserver.service", root.path().display()));
-    assert!(text(&out.stderr).contains("Failed to parse service type"), "{}", text(&out.stderr));
+    let out = sh(&format!(
+        "systemd-analyze verify --root='{}' kube-apiserver.service",
+        root.path().display()
+    ));
+    assert!(
+        text(&out.stderr).contains("Failed to parse service type"),
+        "{}",
+        text(&out.stderr)
+    );
 }

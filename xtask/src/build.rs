@@ -268,9 +268,13 @@ fn write_outputs(
     let payload_path = dir.join(&payload_name);
     let bar = progress.bar(&payload_name, Some(tree.content_size()));
     let file = create(&payload_path)?;
-    let (file, written) =
-        payload::write_tar_gz(tree, plan.epoch, BufWriter::with_capacity(1 << 20, file))
-            .map_err(io_err(&payload_path))?;
+    let (file, written) = payload::write_tar_gz(
+        tree,
+        plan.epoch,
+        BufWriter::with_capacity(1 << 20, file),
+        &bar,
+    )
+    .map_err(io_err(&payload_path))?;
     finish_file(file, &payload_path)?;
     bar.finish();
     outputs.push(Output {

@@ -3,14 +3,14 @@
 
 use crate::hash;
 use crate::profile::check_release_name;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 /// The lock's file name inside `vendor/`.
 pub const LOCK_FILE: &str = "releases.toml";
 
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Release {
     /// As profiles and `--release` name it, e.g. `v1.14.2`.

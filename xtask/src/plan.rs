@@ -49,18 +49,6 @@ pub struct Link {
     pub target: String,
 }
 
-impl Serialize for Release {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-        let mut st = s.serialize_struct("Release", 4)?;
-        st.serialize_field("name", &self.name)?;
-        st.serialize_field("file", &self.file)?;
-        st.serialize_field("sha512", &self.sha512)?;
-        st.serialize_field("size", &self.size)?;
-        st.end()
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
     #[error(

@@ -570,7 +570,9 @@ fn resolve_flag(
     let render = |s: &str| render::render_str(s, context).map_err(|e| format!("{e:#}"));
     let templated = match &value {
         toml::Value::String(s) => s.contains("{{"),
-        toml::Value::Array(items) => items.iter().any(|i| i.as_str().is_some_and(|s| s.contains("{{"))),
+        toml::Value::Array(items) => items
+            .iter()
+            .any(|i| i.as_str().is_some_and(|s| s.contains("{{"))),
         _ => false,
     };
     let value = match value {

@@ -2,7 +2,7 @@
 //! only reports, so tests and scripts see nothing.
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::io::Read;
+use std::io::{Read, Write};
 
 /// Where progress goes: nowhere (`hidden`), or bars and step lines on stderr.
 #[derive(Clone)]
@@ -68,6 +68,11 @@ impl Bar {
         }
     }
 
+    /// Wraps a writer so that every byte written advances this bar.
+    pub fn wrap_write<W: Write>(&self, inner: W) -> BarWriter<'_, W> {
+        BarWriter { inner, bar: self }
+    }
+
     /// Wraps a reader so that every byte read advances this bar.
     pub fn wrap_read<R: Read>(&self, inner: R) -> BarReader<'_, R> {
         BarReader { inner, bar: self }
@@ -90,5 +95,28 @@ impl<R: Read> Read for BarReader<'_, R> {
         let n = self.inner.read(buf)?;
         self.bar.inc(n as u64);
         Ok(n)
+    }
+}
+
+pub struct BarWriter<'a, W> {
+    inner: W,
+    bar: &'a Bar,
+}
+
+impl<W> BarWriter<'_, W> {
+    pub fn into_inner(self) -> W {
+        self.inner
+    }
+}
+
+impl<W: Write> Write for BarWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bar.inc(n as u64);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }

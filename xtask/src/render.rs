@@ -3,7 +3,7 @@
 
 use minijinja::{Environment, UndefinedBehavior, Value};
 
-/// A template environment with kubemint's settings and filters, holding `templates`
+/// A template environment with kubemint's settings, holding `templates`
 /// (name, source) pairs.
 pub fn environment<'a>(
     templates: impl IntoIterator<Item = (&'a str, &'a str)>,
@@ -13,7 +13,6 @@ pub fn environment<'a>(
     env.set_keep_trailing_newline(true);
     env.set_trim_blocks(true);
     env.set_lstrip_blocks(true);
-    env.add_filter("systemd_arg", crate::systemd::quote_arg_filter);
     for (name, source) in templates {
         env.add_template(name, source)?;
     }

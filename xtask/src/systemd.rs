@@ -31,10 +31,6 @@ pub fn quote_arg(arg: &str) -> String {
     out
 }
 
-pub(crate) fn quote_arg_filter(value: String) -> String {
-    quote_arg(&value)
-}
-
 /// `binary` and its flags as the value of `ExecStart=`: one `--name=value` per line, joined
 /// by line continuations.
 pub fn exec_start(binary: &str, flags: &[Flag]) -> String {

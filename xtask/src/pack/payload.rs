@@ -3,6 +3,7 @@
 //! gzip with no name, mtime 0, OS 255, zlib-rs at level 6.
 
 use crate::hash::{HashingWriter, Sha256Writer};
+use crate::progress::Bar;
 use crate::tree::{Content, Kind, Tree};
 use flate2::{Compression, GzBuilder};
 use sha2::Sha256;
@@ -23,16 +24,23 @@ pub struct Written {
     pub tar_size: u64,
 }
 
-/// Writes `tree` as tar.gz to `out`, compressing once, and returns both digests.
-pub fn write_tar_gz<W: Write>(tree: &Tree, epoch: u64, out: W) -> io::Result<(W, Written)> {
+/// Writes `tree` as tar.gz to `out`, compressing once, and returns both digests. `bar`
+/// advances with the uncompressed bytes.
+pub fn write_tar_gz<W: Write>(
+    tree: &Tree,
+    epoch: u64,
+    out: W,
+    bar: &Bar,
+) -> io::Result<(W, Written)> {
     let compressed = Sha256Writer::new(out);
     let gz = GzBuilder::new()
         .mtime(0)
         .operating_system(255)
         .write(compressed, Compression::new(6));
-    let uncompressed = HashingWriter::<_, Sha256>::new(gz);
+    let uncompressed = HashingWriter::<_, Sha256>::new(bar.wrap_write(gz));
     let uncompressed = write_tar(tree, epoch, uncompressed)?;
     let (gz, tar_sha256, tar_size) = uncompressed.finish();
+    let gz = gz.into_inner();
     let compressed = gz.finish()?;
     let (mut out, sha256, size) = compressed.finish();
     out.flush()?;
@@ -100,7 +108,9 @@ mod tests {
             .unwrap();
         tree.add_symlink("/usr/local/bin/k", &format!("/opt/{}", "y".repeat(120)))
             .unwrap();
-        let (bytes, w) = write_tar_gz(&tree, 1_558_000_000, Vec::new()).unwrap();
+        let bar = crate::progress::Progress::hidden().bar("", None);
+        let bar = crate::progress::Progress::hidden().bar("", None);
+        let (bytes, w) = write_tar_gz(&tree, 1_558_000_000, Vec::new(), &bar).unwrap();
         assert_eq!(w.size, bytes.len() as u64);
         let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
         let mut seen = Vec::new();
@@ -121,7 +131,9 @@ mod tests {
         assert!(seen.contains(&long[1..].to_owned()), "{seen:?}");
         // Same tree, same bytes.
         assert_eq!(
-            write_tar_gz(&tree, 1_558_000_000, Vec::new()).unwrap().0,
+            write_tar_gz(&tree, 1_558_000_000, Vec::new(), &bar)
+                .unwrap()
+                .0,
             bytes
         );
     }
