@@ -89,7 +89,7 @@ fn good_download_is_stored_under_its_digest() {
         std::fs::read(store_path(vendor.path(), &r.sha512)).unwrap(),
         body
     );
-    assert_eq!(store_files(vendor.path()), [r.sha512.clone()]);
+    assert_eq!(store_files(vendor.path()), std::slice::from_ref(&r.sha512));
     // A second fetch finds it present and checks it again.
     assert_eq!(
         fetch_one(vendor.path(), &r, &Progress::hidden())

@@ -109,7 +109,6 @@ mod tests {
         tree.add_symlink("/usr/local/bin/k", &format!("/opt/{}", "y".repeat(120)))
             .unwrap();
         let bar = crate::progress::Progress::hidden().bar("", None);
-        let bar = crate::progress::Progress::hidden().bar("", None);
         let (bytes, w) = write_tar_gz(&tree, 1_558_000_000, Vec::new(), &bar).unwrap();
         assert_eq!(w.size, bytes.len() as u64);
         let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
