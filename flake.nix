@@ -8,7 +8,7 @@
 #   nix build .#xtask               # -> ./result/bin/xtask
 #   nix run .#xtask -- build-image master-1 --sample
 #   nix flake check                 # builds the package and runs xtask's unit tests
-#   nix fmt                         # formats this file
+#   nix fmt                         # formats the Nix files
 #
 # The xtask binary finds the project (profiles/, images/, vendor/) by walking up from the
 # current directory, so run it from inside the checkout; from anywhere else pass the checkout
@@ -18,8 +18,9 @@
 # pins the exact nixpkgs revision; commit it. In a git checkout Nix only sees tracked files:
 # `git add flake.nix` (and any new source file) before building.
 #
-# The package is built from the Rust sources only (Cargo.toml, Cargo.lock, xtask/ and the
-# Rust files of tests/), so edits to profiles, images, docs or this file do not rebuild it.
+# The package is built from the Rust sources (Cargo.toml, Cargo.lock, xtask/, the Rust files
+# of tests/) plus profiles/ and images/, which xtask's unit tests resolve against; edits to
+# docs, CI, vendor/ or this file do not rebuild it.
 #
 # SOURCE_DATE_EPOCH is deliberately NOT set in the shell: xtask would take it over each
 # profile's own `epoch`. (nixpkgs' stdenv exports 315532800 in every `nix develop` shell; the
@@ -30,7 +31,7 @@
 {
   description = "kubemint: builds Kubernetes control-plane machines as reproducible images";
 
-  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-25.05";
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.05";
 
   outputs =
     { self, nixpkgs }:
@@ -41,7 +42,7 @@
         "x86_64-linux"
         "aarch64-linux"
       ];
-      forAllSystems = f: lib.genAttrs systems (system: f system nixpkgs.legacyPackages.${system});
+      forAllSystems = f: lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
 
       workspaceToml = builtins.fromTOML (builtins.readFile ./Cargo.toml);
       xtaskToml = builtins.fromTOML (builtins.readFile ./xtask/Cargo.toml);
@@ -59,8 +60,12 @@
               ./Cargo.lock
               # The whole crate: src/pack/installer.sh is embedded with include_str!.
               ./xtask
-              # A workspace member: cargo reads its manifest even when building xtask alone.
-              (lib.fileset.fileFilter (file: file.name == "Cargo.toml" || file.hasExt "rs") ./tests)
+              # xtask's integration-test target (`it`, ../tests/it/main.rs): not run here, but
+              # part of the package cargo loads.
+              (lib.fileset.fileFilter (file: file.hasExt "rs") ./tests)
+              # Unit tests (bench's) take CARGO_MANIFEST_DIR/.. as the checkout and copy these.
+              ./profiles
+              ./images
             ];
           };
 
@@ -70,8 +75,9 @@
             "-p"
             "xtask"
           ];
-          # Only xtask's unit tests (a fraction of a second); the integration tests in tests/
-          # build images and call external validators, which is for `cargo test` in the shell.
+          # Only xtask's unit tests (seconds). The integration tests in tests/it run the built
+          # binary against validators (shellcheck, systemd-analyze, unshare, ...) that the
+          # sandbox lacks: run them with `cargo test` in the dev shell.
           cargoTestFlags = [
             "-p"
             "xtask"
@@ -88,7 +94,7 @@
     in
     {
       packages = forAllSystems (
-        system: pkgs:
+        pkgs:
         let
           xtask = xtaskFor pkgs;
         in
@@ -98,59 +104,56 @@
         }
       );
 
-      checks = forAllSystems (
-        system: pkgs: {
-          xtask = self.packages.${system}.xtask;
-        }
-      );
+      checks = lib.mapAttrs (_system: packages: { inherit (packages) xtask; }) self.packages;
 
-      devShells = forAllSystems (
-        system: pkgs: {
-          default = pkgs.mkShell {
-            packages = with pkgs; [
-              # Rust toolchain
-              rustc
-              cargo
-              clippy
-              rustfmt
-              rust-analyzer
-              cargo-nextest
+      devShells = forAllSystems (pkgs: {
+        default = pkgs.mkShell {
+          packages = with pkgs; [
+            # Rust toolchain
+            rustc
+            cargo
+            clippy
+            rustfmt
+            rust-analyzer
+            cargo-nextest
 
-              # Validators used by the tests and by hand
-              shellcheck # installer.sh
-              systemd # systemd-analyze, for the generated units
-              skopeo
-              umoci
-              podman
-              squashfsTools # mksquashfs, unsquashfs
-              erofs-utils # mkfs.erofs, fsck.erofs
-              util-linux # sfdisk
-              gptfdisk # sgdisk
-              diffoscope # explaining reproducibility differences
-              hyperfine # timing builds by hand
-              # GNU tar, gzip -n, sha256sum: the shell baseline of `xtask bench`
-              gnutar
-              gzip
-              coreutils
-              python3
-              kubectl
-            ];
+            # Validators used by the tests and by hand
+            shellcheck # installer.sh
+            systemd # systemd-analyze verify, systemd-sysusers, systemd-tmpfiles
+            skopeo
+            umoci
+            podman
+            squashfsTools # mksquashfs, unsquashfs
+            erofs-utils # mkfs.erofs, fsck.erofs
+            util-linux # sfdisk, unshare, mount
+            gptfdisk # sgdisk
+            diffoscope # explaining reproducibility differences
+            hyperfine # timing builds by hand
+            # GNU tar, gzip -n, sha256sum: the shell baseline of `xtask bench`
+            gnutar
+            gzip
+            coreutils
+            python3
+            kubectl
+          ];
 
-            # rust-analyzer needs the standard library's sources.
-            RUST_SRC_PATH = "${pkgs.rustPlatform.rustLibSrc}";
+          # rust-analyzer needs the standard library's sources.
+          RUST_SRC_PATH = "${pkgs.rustPlatform.rustLibSrc}";
 
-            # See the header: the profiles, not the shell, choose the epoch.
-            shellHook = ''
-              unset SOURCE_DATE_EPOCH
-            '';
-          };
-        }
-      );
+          # See the header: the profiles, not the shell, choose the epoch.
+          shellHook = ''
+            unset SOURCE_DATE_EPOCH
+          '';
+        };
+      });
 
-      # nixfmt-rfc-style was renamed nixfmt in nixpkgs 25.11; pick whichever this pin calls it.
+      # nixfmt-rfc-style is plain `nixfmt` from nixpkgs 25.11 on, where the old name warns.
       formatter = forAllSystems (
-        system: pkgs:
-        if lib.versionAtLeast lib.trivial.release "25.11" then pkgs.nixfmt else pkgs.nixfmt-rfc-style
+        pkgs:
+        if lib.versionAtLeast lib.trivial.release "25.11" then
+          pkgs.nixfmt
+        else
+          pkgs.nixfmt-rfc-style
       );
     };
 }
