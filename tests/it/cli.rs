@@ -42,7 +42,7 @@ fn build_all_with_json_summary() {
             .iter()
             .map(|o| o["kind"].as_str().unwrap())
             .collect();
-        assert_eq!(kinds, ["payload", "installer"]);
+        assert_eq!(kinds, ["payload", "installer", "oci-layout", "oci-archive"]);
         let dir = std::path::PathBuf::from(b["dir"].as_str().unwrap());
         let manifest = crate::support::manifest(&dir);
         assert_eq!(manifest["profile"], b["profile"]);

@@ -6,6 +6,7 @@ mod cli;
 mod fetch;
 mod hostile;
 mod installer;
+mod oci;
 mod profiles;
 mod reproducible;
 mod support;

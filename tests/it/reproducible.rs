@@ -4,9 +4,20 @@
 use crate::support::{Project, sh, text, xtask_bin};
 use std::path::Path;
 
-/// The sample build of master-1's payload. Changes only on purpose: a template, the profile,
-/// the tar or gzip writer (say which in the commit).
+/// Digests of the sample build of master-1, one `<digest>  <output>` a line. They change only
+/// on purpose: a template, the profile, the tar, gzip or JSON writer (say which in the commit).
 const GOLDEN: &str = include_str!("../golden/master-1-sample.sha256");
+
+fn golden(what: &str) -> &'static str {
+    GOLDEN
+        .lines()
+        .find_map(|l| {
+            l.split_once("  ")
+                .filter(|(_, name)| name.starts_with(what))
+                .map(|(d, _)| d)
+        })
+        .unwrap_or_else(|| panic!("no golden digest for {what}"))
+}
 
 fn build_under(project: &Project, cwd: &Path, tz: &str, lang: &str, umask: &str, out: &str) {
     let script = format!(
@@ -35,22 +46,28 @@ fn build_under(project: &Project, cwd: &Path, tz: &str, lang: &str, umask: &str,
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
 
+/// Every file below `dir` (relative path, bytes, mode), in path order.
 fn files(dir: &Path) -> Vec<(String, Vec<u8>, u32)> {
     use std::os::unix::fs::PermissionsExt;
-    let mut v: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
+    walkdir::WalkDir::new(dir)
+        .min_depth(1)
+        .sort_by_file_name()
+        .into_iter()
         .map(|e| {
             let e = e.unwrap();
             let mode = e.metadata().unwrap().permissions().mode() & 0o7777;
+            let bytes = if e.file_type().is_file() {
+                std::fs::read(e.path()).unwrap()
+            } else {
+                Vec::new()
+            };
             (
-                e.file_name().to_string_lossy().into_owned(),
-                std::fs::read(e.path()).unwrap(),
+                e.path().strip_prefix(dir).unwrap().display().to_string(),
+                bytes,
                 mode,
             )
         })
-        .collect();
-    v.sort();
-    v
+        .collect()
 }
 
 #[test]
@@ -70,15 +87,21 @@ fn two_builds_under_different_conditions_are_byte_identical() {
         files(&a.path().join("out/sample/master-1")),
         files(&elsewhere.path().join("o2/sample/master-1")),
     );
-    assert_eq!(
-        fa.iter().map(|f| &f.0).collect::<Vec<_>>(),
-        [
-            "SHA256SUMS",
-            "manifest.json",
-            "master-1-install.sh",
-            "master-1.tar.gz"
-        ]
-    );
+    let names: Vec<&str> = fa
+        .iter()
+        .map(|f| f.0.as_str())
+        .filter(|n| !n.starts_with("oci/"))
+        .collect();
+    let want = [
+        "SHA256SUMS",
+        "manifest.json",
+        "master-1-install.sh",
+        "master-1.oci.tar",
+        "master-1.tar.gz",
+        "oci",
+    ];
+    assert_eq!(names, want);
+    assert_eq!(fa.len(), fb.len(), "the two builds wrote different files");
     for (x, y) in fa.iter().zip(&fb) {
         assert_eq!(x.0, y.0);
         assert!(x.1 == y.1, "{} differs between the two builds", x.0);
@@ -101,10 +124,16 @@ fn payload_matches_golden_digest() {
     let digest = kubemint::hash::sha256_file(&dir.join("master-1.tar.gz"))
         .unwrap()
         .0;
-    let golden = GOLDEN.split_whitespace().next().unwrap();
     assert_eq!(
-        digest, golden,
+        digest,
+        golden("master-1.tar.gz"),
         "the sample payload of master-1 changed; if on purpose, update tests/golden and say why"
+    );
+    let manifest = crate::support::manifest(&dir);
+    assert_eq!(
+        manifest["oci"]["manifest_digest"].as_str().unwrap(),
+        golden("image manifest"),
+        "the sample image manifest of master-1 changed; if on purpose, update tests/golden and say why"
     );
 }
 
@@ -122,7 +151,27 @@ fn sha256sums_checks_with_coreutils() {
         text(&out.stdout),
         text(&out.stderr)
     );
-    assert_eq!(text(&out.stdout).lines().count(), 3);
+    let checked = text(&out.stdout);
+    for name in [
+        "manifest.json",
+        "master-1-install.sh",
+        "master-1.oci.tar",
+        "master-1.tar.gz",
+        "oci/index.json",
+        "oci/oci-layout",
+    ] {
+        assert!(
+            checked.contains(&format!("{name}: OK")),
+            "{name} not checked:\n{checked}"
+        );
+    }
+    assert_eq!(
+        checked
+            .lines()
+            .filter(|l| l.starts_with("oci/blobs/sha256/"))
+            .count(),
+        4
+    );
 }
 
 #[test]

@@ -7,6 +7,7 @@ use crate::image::{Image, ImageError};
 use crate::inputs::{self, InputError};
 use crate::lock::{Lock, LockError, Release};
 use crate::manifest::{Input, Manifest, Output};
+use crate::pack::oci::{self, LayerCache, LayerCompression};
 use crate::pack::{installer, payload};
 use crate::plan::{self, Plan, PlanError};
 use crate::profile::{self, ProfileError, Source};
@@ -32,6 +33,8 @@ pub struct Options {
     pub out: Option<PathBuf>,
     /// Overrides the profiles' `epoch` (e.g. from SOURCE_DATE_EPOCH, read by `main`).
     pub epoch: Option<u64>,
+    /// How OCI layers are stored.
+    pub layer_compression: LayerCompression,
 }
 
 /// One profile's finished build.
@@ -168,6 +171,13 @@ pub fn build(opts: &Options, progress: &Progress) -> Result<Vec<Built>, BuildErr
         spooled.insert(name.clone(), (members, size));
     }
 
+    let layers = session.path().join("layers");
+    std::fs::create_dir(&layers).map_err(io_err(&layers))?;
+    let mut cache = LayerCache::new(layers);
+    let mut packing = Packing {
+        compression: opts.layer_compression,
+        cache: &mut cache,
+    };
     let mut built = Vec::new();
     for (profile, plan) in &plans {
         let (members, release_size) = &spooled[&plan.release.name];
@@ -203,6 +213,7 @@ pub fn build(opts: &Options, progress: &Progress) -> Result<Vec<Built>, BuildErr
             *release_size,
             inputs,
             &out_root,
+            &mut packing,
             progress,
         )?);
     }
@@ -247,14 +258,21 @@ fn relative(root: &Path, path: &Path) -> String {
         .join("/")
 }
 
-/// Writes payload, installer, manifest.json and SHA256SUMS into a staging directory, then
-/// renames it to `<out_root>/<profile>`.
+/// What packers share across the profiles of one build.
+struct Packing<'a> {
+    compression: LayerCompression,
+    cache: &'a mut LayerCache,
+}
+
+/// Writes payload, installer, OCI layout and archive, manifest.json and SHA256SUMS into a
+/// staging directory, then renames it to `<out_root>/<profile>`.
 fn write_outputs(
     plan: &Plan,
     tree: &Tree,
     release_size: u64,
     inputs: Vec<Input>,
     out_root: &Path,
+    packing: &mut Packing<'_>,
     progress: &Progress,
 ) -> Result<Built, BuildError> {
     let staging = tempfile::Builder::new()
@@ -291,7 +309,6 @@ fn write_outputs(
         .map_err(io_err(&installer_path))?;
     let (file, sha256, size) = out.finish();
     finish_file(file, &installer_path)?;
-    set_mode(&installer_path, 0o755)?;
     outputs.push(Output {
         kind: "installer".into(),
         path: installer_name,
@@ -299,27 +316,62 @@ fn write_outputs(
         sha256,
     });
 
-    let manifest = Manifest::new(plan, release_size, inputs, tree, outputs.clone());
+    progress.step(&format!("writing the OCI image of {}", plan.profile));
+    let layout = dir.join("oci");
+    let image = oci::write_layout(
+        plan,
+        tree,
+        packing.compression,
+        &layout,
+        packing.cache,
+        progress,
+    )
+    .map_err(io_err(&layout))?;
+    let (size, sha256) = oci::layout_identity(&layout).map_err(io_err(&layout))?;
+    outputs.push(Output {
+        kind: "oci-layout".into(),
+        path: "oci".into(),
+        size,
+        sha256,
+    });
+    let archive_name = format!("{}.oci.tar", plan.profile);
+    let archive_path = dir.join(&archive_name);
+    let out =
+        crate::hash::Sha256Writer::new(BufWriter::with_capacity(1 << 20, create(&archive_path)?));
+    let out = oci::write_archive(&layout, plan.epoch, out).map_err(io_err(&archive_path))?;
+    let (file, sha256, size) = out.finish();
+    finish_file(file, &archive_path)?;
+    outputs.push(Output {
+        kind: "oci-archive".into(),
+        path: archive_name,
+        size,
+        sha256,
+    });
+
+    let manifest = Manifest::new(plan, release_size, inputs, tree, outputs.clone(), image);
     let bytes = manifest.to_bytes();
     let manifest_row = write_small(dir, "manifest", "manifest.json", &bytes)?;
 
-    let mut sums: Vec<&Output> = outputs
-        .iter()
-        .chain(std::iter::once(&manifest_row))
-        .collect();
-    sums.sort_by(|a, b| a.path.cmp(&b.path));
+    // Every output file, the layout's included, for `sha256sum -c SHA256SUMS`.
+    let mut sums: Vec<(String, String)> = Vec::new();
+    for o in outputs.iter().chain(std::iter::once(&manifest_row)) {
+        if o.kind == "oci-layout" {
+            for rel in oci::layout_files(&layout).map_err(io_err(&layout))? {
+                let path = layout.join(&rel);
+                let (sha256, _) = crate::hash::sha256_file(&path).map_err(io_err(&path))?;
+                sums.push((format!("{}/{rel}", o.path), sha256));
+            }
+        } else {
+            sums.push((o.path.clone(), o.sha256.clone()));
+        }
+    }
+    sums.sort();
     let text: String = sums
         .iter()
-        .map(|o| format!("{}  {}\n", o.sha256, o.path))
+        .map(|(path, sha256)| format!("{sha256}  {path}\n"))
         .collect();
     write_small(dir, "sums", "SHA256SUMS", text.as_bytes())?;
-    for name in [
-        "manifest.json",
-        "SHA256SUMS",
-        &format!("{}.tar.gz", plan.profile),
-    ] {
-        set_mode(&dir.join(name), 0o644)?;
-    }
+    fix_modes(dir)?;
 
     let final_dir = out_root.join(&plan.profile);
     replace_dir(staging, &final_dir)?;
@@ -360,7 +412,21 @@ fn write_small(dir: &Path, kind: &str, name: &str, bytes: &[u8]) -> Result<Outpu
     })
 }
 
-/// Output files get fixed modes, whatever the umask.
+/// Output files get fixed modes, whatever the umask: directories and installers 0755, the
+/// rest 0644.
+fn fix_modes(dir: &Path) -> Result<(), BuildError> {
+    for entry in walkdir::WalkDir::new(dir) {
+        let entry = entry.map_err(|e| BuildError::Io {
+            path: dir.to_owned(),
+            source: e.into(),
+        })?;
+        let executable = entry.file_type().is_dir()
+            || entry.file_name().to_string_lossy().ends_with("-install.sh");
+        set_mode(entry.path(), if executable { 0o755 } else { 0o644 })?;
+    }
+    Ok(())
+}
+
 fn set_mode(path: &Path, mode: u32) -> Result<(), BuildError> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io_err(path))
@@ -368,7 +434,6 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), BuildError> {
 
 /// Moves the finished staging directory to `target`, replacing what was there.
 fn replace_dir(staging: tempfile::TempDir, target: &Path) -> Result<(), BuildError> {
-    set_mode(staging.path(), 0o755)?;
     let staged = staging.keep();
     if target.exists() {
         let parent = target.parent().unwrap_or(Path::new("."));

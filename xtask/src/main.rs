@@ -57,6 +57,9 @@ struct BuildImage {
     /// Timestamp of every file, in seconds since 1970 (default: SOURCE_DATE_EPOCH, else the profile's epoch)
     #[arg(long, value_name = "SECONDS")]
     epoch: Option<u64>,
+    /// How OCI layers are stored: gzip (default), or none (digest = diff_id, ~3x larger)
+    #[arg(long, value_enum, default_value_t, value_name = "HOW")]
+    layer_compression: kubemint::pack::oci::LayerCompression,
     /// Print the summary as JSON on stdout
     #[arg(long)]
     json: bool,
@@ -138,6 +141,7 @@ fn run(cli: Cli) -> Result<()> {
                 sample: args.sample,
                 out: args.out.map(|o| cwd.join(o)),
                 epoch,
+                layer_compression: args.layer_compression,
             };
             let built = build::build(&opts, &progress)?;
             if args.json {

@@ -23,6 +23,8 @@ pub struct Manifest {
     pub generator: Generator,
     pub files: Vec<FileRow>,
     pub outputs: Vec<Output>,
+    /// The OCI image's identity: manifest and config digests, layers and their diff_ids.
+    pub oci: crate::pack::oci::Image,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -69,7 +71,8 @@ pub struct FileRow {
     pub target: Option<String>,
 }
 
-/// One artefact next to manifest.json. Kinds so far: `payload`, `installer`.
+/// One artefact next to manifest.json. Kinds so far: `payload`, `installer`, `oci-layout`
+/// (path `oci`, size of all its files, sha256 of its index.json), `oci-archive`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Output {
     pub kind: String,
@@ -109,6 +112,7 @@ impl Manifest {
         inputs: Vec<Input>,
         tree: &Tree,
         outputs: Vec<Output>,
+        oci: crate::pack::oci::Image,
     ) -> Manifest {
         Manifest {
             schema_version: SCHEMA_VERSION,
@@ -130,6 +134,7 @@ impl Manifest {
             },
             files: file_rows(tree),
             outputs,
+            oci,
         }
     }
 

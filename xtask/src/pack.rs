@@ -1,5 +1,7 @@
 //! Packers: turn the one tree into artefacts. [`payload`] writes the reproducible tar.gz,
+//! [`oci`] the OCI image layout and archive,
 //! [`installer`] wraps it in a self-extracting POSIX sh installer.
 
 pub mod installer;
+pub mod oci;
 pub mod payload;

@@ -202,6 +202,25 @@ impl Tree {
         Ok(())
     }
 
+    /// The entries `keep` selects, with the directories above them (as they are here).
+    pub fn subset(&self, keep: impl Fn(&str, &Entry) -> bool) -> Tree {
+        let mut out = Tree::new();
+        for (path, entry) in self.iter().filter(|(p, e)| keep(p, e)) {
+            let mut end = 0;
+            while let Some(i) = path[end + 1..].find('/') {
+                end += 1 + i;
+                let parent = &path[..end];
+                if let Some(dir) = self.entries.get(parent) {
+                    out.entries
+                        .entry(parent.to_owned())
+                        .or_insert_with(|| dir.clone());
+                }
+            }
+            out.entries.insert(path.to_owned(), entry.clone());
+        }
+        out
+    }
+
     /// Entries in byte order of their paths.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Entry)> {
         self.entries.iter().map(|(p, e)| (p.as_str(), e))
@@ -275,6 +294,27 @@ mod tests {
             ]
         );
         assert_eq!(t.content_size(), 1);
+    }
+
+    #[test]
+    fn subset_keeps_parents() {
+        let mut t = Tree::new();
+        t.add_dir("/opt/k8s", 0o750).unwrap();
+        t.add_file("/opt/k8s/bin/x", 0o755, Content::Inline(vec![1]))
+            .unwrap();
+        t.add_file("/etc/y", 0o644, Content::Inline(vec![2]))
+            .unwrap();
+        let s = t.subset(|p, _| p == "/opt/k8s/bin/x");
+        let paths: Vec<_> = s.iter().map(|(p, e)| (p, e.mode)).collect();
+        assert_eq!(
+            paths,
+            [
+                ("/opt", 0o755),
+                ("/opt/k8s", 0o750),
+                ("/opt/k8s/bin", 0o755),
+                ("/opt/k8s/bin/x", 0o755)
+            ]
+        );
     }
 
     #[test]

@@ -55,28 +55,61 @@ pub fn write_tar_gz<W: Write>(
     ))
 }
 
+/// Writes `tree` as an uncompressed tar to `out`, returning its sha256 and size too (for an
+/// uncompressed OCI layer, digest and diff_id at once).
+pub fn write_tar_hashed<W: Write>(
+    tree: &Tree,
+    epoch: u64,
+    out: W,
+    bar: &Bar,
+) -> io::Result<(W, Written)> {
+    let hashing = HashingWriter::<_, Sha256>::new(bar.wrap_write(out));
+    let (out, sha256, size) = write_tar(tree, epoch, hashing)?.finish();
+    let written = Written {
+        sha256: sha256.clone(),
+        size,
+        tar_sha256: sha256,
+        tar_size: size,
+    };
+    Ok((out.into_inner(), written))
+}
+
+/// A tar header as every kubemint archive writes it: GNU format, the given type, mode and owner,
+/// mtime the epoch, uname/gname `root` for id 0 and empty otherwise.
+pub fn header(
+    kind: tar::EntryType,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    size: u64,
+    epoch: u64,
+) -> io::Result<tar::Header> {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_mode(mode);
+    h.set_uid(u64::from(uid));
+    h.set_gid(u64::from(gid));
+    h.set_size(size);
+    h.set_mtime(epoch);
+    let owner = |id: u32| if id == 0 { "root" } else { "" };
+    h.set_username(owner(uid))?;
+    h.set_groupname(owner(gid))?;
+    Ok(h)
+}
+
 /// Writes `tree` as an uncompressed tar to `out`.
 pub fn write_tar<W: Write>(tree: &Tree, epoch: u64, out: W) -> io::Result<W> {
     let mut tar = tar::Builder::new(out);
     for (path, entry) in tree.iter() {
         let name = &path[1..];
-        let mut h = tar::Header::new_gnu();
-        h.set_mode(entry.mode);
-        h.set_uid(u64::from(entry.uid));
-        h.set_gid(u64::from(entry.gid));
-        h.set_mtime(epoch);
-        let owner = |id: u32| if id == 0 { "root" } else { "" };
-        h.set_username(owner(entry.uid))?;
-        h.set_groupname(owner(entry.gid))?;
+        let (mode, uid, gid) = (entry.mode, entry.uid, entry.gid);
         match &entry.kind {
             Kind::Dir => {
-                h.set_entry_type(tar::EntryType::Directory);
-                h.set_size(0);
+                let mut h = header(tar::EntryType::Directory, mode, uid, gid, 0, epoch)?;
                 tar.append_data(&mut h, format!("{name}/"), io::empty())?;
             }
             Kind::File { content, size, .. } => {
-                h.set_entry_type(tar::EntryType::Regular);
-                h.set_size(*size);
+                let mut h = header(tar::EntryType::Regular, mode, uid, gid, *size, epoch)?;
                 match content {
                     Content::Inline(bytes) => tar.append_data(&mut h, name, bytes.as_slice())?,
                     Content::Spooled(p) => {
@@ -86,8 +119,7 @@ pub fn write_tar<W: Write>(tree: &Tree, epoch: u64, out: W) -> io::Result<W> {
                 }
             }
             Kind::Symlink { target } => {
-                h.set_entry_type(tar::EntryType::Symlink);
-                h.set_size(0);
+                let mut h = header(tar::EntryType::Symlink, mode, uid, gid, 0, epoch)?;
                 tar.append_link(&mut h, name, target)?;
             }
         }
