@@ -25,9 +25,18 @@ fn member<'a>(name: &'a str, kind: EntryType, link: &'a str, data: &'a [u8]) -> 
 
 const APISERVER: &str = "kubernetes/server/bin/kube-apiserver";
 
+/// The other members the control-plane image takes from a release; every fixture has them.
+const OTHERS: [&str; 3] = [
+    "kubernetes/server/bin/kube-controller-manager",
+    "kubernetes/server/bin/kube-scheduler",
+    "kubernetes/server/bin/kubectl",
+];
+
+/// A tar.gz of `members`, then the [`OTHERS`].
 fn tarball(members: &[Member]) -> Vec<u8> {
     let mut tar = Vec::new();
-    for m in members {
+    let others = OTHERS.map(|name| member(name, EntryType::Regular, "", b"#!/bin/sh\n"));
+    for m in members.iter().chain(&others) {
         let mut h = Header::new_gnu();
         let gnu = h.as_gnu_mut().unwrap();
         gnu.name[..m.name.len()].copy_from_slice(m.name.as_bytes());
@@ -150,7 +159,7 @@ fn each_hostile_member_is_rejected_by_name() {
         ),
         (
             vec![member(
-                "kubernetes/server/bin/kubectl",
+                "kubernetes/server/bin/kube-proxy",
                 EntryType::Regular,
                 "",
                 b"x",

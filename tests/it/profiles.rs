@@ -105,12 +105,12 @@ fn misspelt_template_variable_is_an_error() {
     edit(
         &p,
         "cluster.toml",
-        "\"{{ paths.conf_dir }}/token.csv\"",
-        "\"{{ paths.conf_dri }}/token.csv\"",
+        "audit-policy-file = \"{{ paths.conf_dir }}/audit-policy.yaml\"",
+        "audit-policy-file = \"{{ paths.conf_dri }}/audit-policy.yaml\"",
     );
     let err = p.fails(&["build-image", "master-1", "--sample"]);
     assert!(
-        err.contains("profiles/cluster.toml: components.kube-apiserver.flags.token-auth-file"),
+        err.contains("profiles/cluster.toml: components.kube-apiserver.flags.audit-policy-file"),
         "{err}"
     );
     assert!(err.contains("undefined"), "{err}");

@@ -67,6 +67,16 @@ v=2
 
 /// The documented fixes (profiles/cluster.toml says why for each): flag, guide value, ours.
 const FIXES: &[(&str, &str, &str)] = &[
+    (
+        "token-auth-file",
+        "/etc/k8s/kubernetes/token.csv",
+        "/etc/k8s/ssl/token.csv",
+    ),
+    (
+        "service-account-key-file",
+        "/etc/k8s/ssl/ca.pem",
+        "/etc/k8s/ssl/sa.pub",
+    ),
     ("insecure-bind-address", "10.10.10.22", "127.0.0.1"),
     ("insecure-port", "8080", "0"),
     ("runtime-config", "api/all", "api/all=true"),

@@ -12,6 +12,7 @@ use crate::pack::{installer, payload};
 use crate::plan::{self, Plan, PlanError};
 use crate::profile::{self, ProfileError, Source};
 use crate::progress::Progress;
+use crate::secrets::{self, SecretError};
 use crate::tree::{Content, Tree, TreeError};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -66,6 +67,8 @@ pub enum BuildError {
     Input(#[from] InputError),
     #[error(transparent)]
     Extract(#[from] ExtractError),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
     #[error("{profile}: {source}")]
     Tree { profile: String, source: TreeError },
     #[error("{path}: {source}")]
@@ -145,10 +148,9 @@ pub fn build(opts: &Options, progress: &Progress) -> Result<Vec<Built>, BuildErr
             releases.insert(release_name.clone(), entry);
         }
         if !images.contains_key(&profile.image) {
-            images.insert(
-                profile.image.clone(),
-                Image::load(&opts.root.join("images"), &profile.image)?,
-            );
+            let image = Image::load(&opts.root.join("images"), &profile.image)?;
+            secrets::check_image_dir(&image.dir)?;
+            images.insert(profile.image.clone(), image);
         }
         let image = &images[&profile.image];
         let plan = plan::plan(&profile, image, &releases[&release_name].0, opts.sample)?;
@@ -185,6 +187,7 @@ pub fn build(opts: &Options, progress: &Progress) -> Result<Vec<Built>, BuildErr
             profile: plan.profile.clone(),
             source,
         })?;
+        secrets::check_tree(&tree, plan)?;
         let mut inputs = vec![Input {
             kind: "release".into(),
             path: plan.release.file.clone(),

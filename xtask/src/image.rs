@@ -15,6 +15,10 @@ struct RawImage {
     files: Vec<File>,
     #[serde(default, rename = "link")]
     links: Vec<Link>,
+    #[serde(default, rename = "tool")]
+    tools: Vec<Tool>,
+    #[serde(default, rename = "secret")]
+    secrets: Vec<Secret>,
 }
 
 /// A Kubernetes component: a binary out of the release, and a systemd unit that runs it with the
@@ -49,6 +53,34 @@ pub struct File {
     pub path: String,
     /// Octal permission bits, e.g. "0644".
     pub mode: String,
+    /// Extra values the template sees as `vars`, so one template can render several files.
+    #[serde(default)]
+    pub vars: toml::Table,
+    /// The file is a systemd unit the installer enables.
+    #[serde(default)]
+    pub enable: bool,
+}
+
+/// A release member installed as a plain executable, with no unit of its own (kubectl).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tool {
+    pub name: String,
+    pub member: String,
+}
+
+/// A file a master needs that never goes into an image: a key, a token, a certificate. The
+/// image declares it (`path`, `owner` and `group` are templates); it is delivered apart and
+/// checked before the components in `used_by` start.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Secret {
+    pub path: String,
+    pub owner: String,
+    pub group: String,
+    pub mode: String,
+    pub used_by: Vec<String>,
+    pub purpose: String,
 }
 
 /// A symlink; `path` and `target` are templates.
@@ -68,6 +100,8 @@ pub struct Image {
     pub components: Vec<Component>,
     pub files: Vec<File>,
     pub links: Vec<Link>,
+    pub tools: Vec<Tool>,
+    pub secrets: Vec<Secret>,
     /// Template name → source.
     pub templates: BTreeMap<String, String>,
     /// image.toml and every template, with the sha256 of what was read.
@@ -124,6 +158,39 @@ impl Image {
                 ));
             }
         }
+        let users: Vec<&str> = raw
+            .components
+            .iter()
+            .map(|c| c.name.as_str())
+            .chain(
+                raw.files
+                    .iter()
+                    .filter(|f| f.enable)
+                    .filter_map(|f| f.path.rsplit('/').next()?.strip_suffix(".service")),
+            )
+            .collect();
+        for (i, s) in raw.secrets.iter().enumerate() {
+            if let Err(m) = parse_mode(&s.mode) {
+                problems.push(format!("secret[{i}].mode: {m}"));
+            }
+            if s.used_by.is_empty() {
+                problems.push(format!(
+                    "secret[{i}].used_by: name the components that read {}",
+                    s.path
+                ));
+            }
+            for u in &s.used_by {
+                if !users.contains(&u.as_str()) {
+                    problems.push(format!("secret[{i}].used_by: {u:?} is neither a component nor an enabled unit of this image"));
+                }
+            }
+            if s.purpose.contains('\n') || s.purpose.trim().is_empty() {
+                problems.push(format!(
+                    "secret[{i}].purpose: one line saying what {} is",
+                    s.path
+                ));
+            }
+        }
         let source = |path: &Path, text: &str| crate::profile::Source {
             path: path.to_owned(),
             sha256: crate::hash::sha256_hex(text.as_bytes()),
@@ -161,6 +228,8 @@ impl Image {
             components: raw.components,
             files: raw.files,
             links: raw.links,
+            tools: raw.tools,
+            secrets: raw.secrets,
             templates,
             sources,
         })

@@ -26,6 +26,7 @@ pub mod profile;
 pub mod progress;
 pub mod render;
 pub mod sample;
+pub mod secrets;
 pub mod summary;
 pub mod systemd;
 pub mod tree;

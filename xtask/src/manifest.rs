@@ -25,6 +25,9 @@ pub struct Manifest {
     pub outputs: Vec<Output>,
     /// The OCI image's identity: manifest and config digests, layers and their diff_ids.
     pub oci: crate::pack::oci::Image,
+    /// What the master needs delivered apart, never in the image: path, owner, group, mode,
+    /// the components that read it, and what it is.
+    pub secrets: Vec<crate::plan::Secret>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -135,6 +138,7 @@ impl Manifest {
             files: file_rows(tree),
             outputs,
             oci,
+            secrets: plan.secrets.clone(),
         }
     }
 

@@ -5,9 +5,11 @@
 use crate::image::{self, Image, ServiceType};
 use crate::lock::Release;
 use crate::profile::Profile;
+use crate::profile::values::{self, AbsPath};
 use crate::render;
 use crate::systemd;
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Plan {
@@ -24,6 +26,20 @@ pub struct Plan {
     pub links: Vec<Link>,
     /// Units the installer enables, by name.
     pub units: Vec<String>,
+    /// What the master needs delivered apart: never in the tree.
+    pub secrets: Vec<Secret>,
+}
+
+/// A declared secret, resolved: manifest.json lists these under `secrets`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Secret {
+    pub path: String,
+    pub owner: String,
+    pub group: String,
+    /// Octal, four digits.
+    pub mode: String,
+    pub used_by: Vec<String>,
+    pub purpose: String,
 }
 
 /// A member streamed out of the release into the tree.
@@ -124,11 +140,40 @@ pub fn plan(
         }
     };
     let base = profile.context();
+    let version = kubernetes_version(&release.name)
+        .or_else(|| kubernetes_version(&profile.release))
+        .ok_or_else(|| {
+            value_err("release".to_owned())(format!(
+                "cannot tell the Kubernetes version of release {:?} or of the profile's {:?}",
+                release.name, profile.release
+            ))
+        })?;
+    let flags: BTreeMap<&str, BTreeMap<&str, &str>> = profile
+        .components
+        .iter()
+        .map(|(c, comp)| {
+            let map = comp
+                .flags
+                .iter()
+                .map(|f| (f.name.as_str(), f.value.as_str()))
+                .collect();
+            (c.as_str(), map)
+        })
+        .collect();
+    let port = flags
+        .get("kube-apiserver")
+        .and_then(|f| f.get("secure-port"))
+        .copied()
+        .unwrap_or("6443");
+    let apiserver_url = match profile.host.address {
+        std::net::IpAddr::V4(a) => format!("https://{a}:{port}"),
+        std::net::IpAddr::V6(a) => format!("https://[{a}]:{port}"),
+    };
 
     let mut binaries = Vec::new();
     let mut components = Vec::new();
     for c in &image.components {
-        let flags = &profile
+        let component_flags = &profile
             .components
             .get(&c.name)
             .ok_or_else(|| PlanError::MissingComponent {
@@ -143,18 +188,37 @@ pub fn plan(
             path: binary.clone(),
             mode: 0o755,
         });
-        components.push(minijinja::context! {
+        let ctx = minijinja::context! {
             name => c.name,
             description => c.description,
             documentation => c.documentation,
             type => match c.service_type { ServiceType::Notify => "notify", ServiceType::Simple => "simple" },
             binary => binary,
-            exec_start => systemd::exec_start(&binary, flags),
+            exec_start => systemd::exec_start(&binary, component_flags),
             unit => format!("{}.service", c.name),
-            unit_template => c.unit,
+        };
+        components.push((c, ctx));
+    }
+    for t in &image.tools {
+        let path = format!("{}/{}", profile.paths.bin_dir, t.name);
+        binaries.push(Binary {
+            member: t.member.clone(),
+            path,
+            mode: 0o755,
         });
     }
-    let context = minijinja::context! { image => image.name, components => components, ..base };
+    let mut context = minijinja::context! {
+        image => image.name,
+        components => components.iter().map(|(_, ctx)| ctx.clone()).collect::<Vec<_>>(),
+        flags => flags,
+        apiserver_url => apiserver_url,
+        kubernetes => minijinja::context! {
+            version => format!("1.{}", version.1),
+            minor => version.1,
+            scheduler_config_api => scheduler_config_api(version.1),
+        },
+        ..base
+    };
     let render_tpl = |template: &str, ctx: &minijinja::Value| {
         env.get_template(template)
             .and_then(|t| t.render(ctx))
@@ -164,36 +228,56 @@ pub fn plan(
                 message: format!("{e:#}"),
             })
     };
-    let render_value = |what: &str, source: &str| {
-        render::render_str(source, &context)
-            .map_err(|e| value_err(what.to_owned())(format!("{e:#}")))
+    let render_value = |what: &str, source: &str, ctx: &minijinja::Value| {
+        render::render_str(source, ctx).map_err(|e| value_err(what.to_owned())(format!("{e:#}")))
     };
+
+    let mut secrets = Vec::new();
+    for (i, s) in image.secrets.iter().enumerate() {
+        let field = |name: &str, v: &str| render_value(&format!("secret[{i}].{name}"), v, &context);
+        let path = field("path", &s.path)?;
+        AbsPath::parse(&path).map_err(value_err(format!("secret[{i}].path")))?;
+        let (owner, group) = (field("owner", &s.owner)?, field("group", &s.group)?);
+        for (what, name) in [("owner", &owner), ("group", &group)] {
+            values::check_user_name(name).map_err(value_err(format!("secret[{i}].{what}")))?;
+        }
+        let mode = image::parse_mode(&s.mode).map_err(value_err(format!("secret[{i}].mode")))?;
+        secrets.push(Secret {
+            path,
+            owner,
+            group,
+            mode: format!("{mode:04o}"),
+            used_by: s.used_by.clone(),
+            purpose: s.purpose.clone(),
+        });
+    }
+    context =
+        minijinja::context! { secrets => minijinja::Value::from_serialize(&secrets), ..context };
 
     let mut files = Vec::new();
     let mut units = Vec::new();
-    for component in &components {
+    for (c, component) in &components {
         let ctx = minijinja::context! { component => component, ..context.clone() };
-        let template = component
-            .get_attr("unit_template")
-            .map(|v| v.to_string())
-            .unwrap_or_default();
-        let unit = component
-            .get_attr("unit")
-            .map(|v| v.to_string())
-            .unwrap_or_default();
+        let unit = format!("{}.service", c.name);
         files.push(File {
             path: format!("/usr/lib/systemd/system/{unit}"),
             mode: 0o644,
-            content: render_tpl(&template, &ctx)?,
-            template,
+            content: render_tpl(&c.unit, &ctx)?,
+            template: c.unit.clone(),
         });
         units.push(unit);
     }
     for (i, f) in image.files.iter().enumerate() {
+        let ctx = minijinja::context! { vars => minijinja::Value::from_serialize(&f.vars), ..context.clone() };
+        let path = render_value(&format!("file[{i}].path"), &f.path, &ctx)?;
+        if f.enable {
+            let unit = path.rsplit('/').next().unwrap_or_default().to_owned();
+            units.push(unit);
+        }
         files.push(File {
-            path: render_value(&format!("file[{i}].path"), &f.path)?,
+            path,
             mode: image::parse_mode(&f.mode).map_err(value_err(format!("file[{i}].mode")))?,
-            content: render_tpl(&f.template, &context)?,
+            content: render_tpl(&f.template, &ctx)?,
             template: f.template.clone(),
         });
     }
@@ -203,8 +287,8 @@ pub fn plan(
         .enumerate()
         .map(|(i, l)| {
             Ok(Link {
-                path: render_value(&format!("link[{i}].path"), &l.path)?,
-                target: render_value(&format!("link[{i}].target"), &l.target)?,
+                path: render_value(&format!("link[{i}].path"), &l.path, &context)?,
+                target: render_value(&format!("link[{i}].target"), &l.target, &context)?,
             })
         })
         .collect::<Result<_, PlanError>>()?;
@@ -219,7 +303,28 @@ pub fn plan(
         files,
         links,
         units,
+        secrets,
     })
+}
+
+/// (major, minor) of a release named like `v1.14.2`, `1.33.5` or `v1.14.2-custom`.
+pub fn kubernetes_version(release: &str) -> Option<(u32, u32)> {
+    let mut parts = release.trim_start_matches('v').split(['.', '-', '+']);
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+/// The newest `kubescheduler.config.k8s.io` version a Kubernetes 1.`minor` accepts:
+/// v1alpha1 1.12–1.18, v1beta1 1.19–1.22, v1beta2 1.22–1.27, v1beta3 1.23–1.28, v1 1.25+.
+pub fn scheduler_config_api(minor: u32) -> &'static str {
+    match minor {
+        0..=18 => "v1alpha1",
+        19..=21 => "v1beta1",
+        22 => "v1beta2",
+        23 | 24 => "v1beta3",
+        _ => "v1",
+    }
 }
 
 /// Loads what a plan needs from the project (profile, lock, image) and resolves it: the plan
@@ -235,4 +340,20 @@ pub fn resolve(
     let release = lock.get(release.unwrap_or(&profile.release), &vendor)?;
     let image = Image::load(&root.join("images"), &profile.image)?;
     Ok(plan(&profile, &image, release, false)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        assert_eq!(kubernetes_version("v1.14.2"), Some((1, 14)));
+        assert_eq!(kubernetes_version("1.33.5"), Some((1, 33)));
+        assert_eq!(kubernetes_version("v1.14.2-custom"), Some((1, 14)));
+        assert_eq!(kubernetes_version("bench-synthetic"), None);
+        assert_eq!(scheduler_config_api(14), "v1alpha1");
+        assert_eq!(scheduler_config_api(20), "v1beta1");
+        assert_eq!(scheduler_config_api(33), "v1");
+    }
 }

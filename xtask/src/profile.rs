@@ -631,7 +631,7 @@ fn check_flag_value(name: &str, value: &str) -> Result<(), String> {
     let file_like = ["-file", "-dir", "-path", "-cafile", "-certfile", "-keyfile"];
     if file_like.iter().any(|s| name.ends_with(s)) {
         AbsPath::parse(value)?;
-    } else if name.ends_with("-address") {
+    } else if name.ends_with("-address") || name == "address" {
         value
             .parse::<IpAddr>()
             .map_err(|_| format!("{value:?} is not an IP address"))?;
@@ -645,7 +645,7 @@ fn check_flag_value(name: &str, value: &str) -> Result<(), String> {
         value.split(',').try_for_each(values::check_endpoint)?;
     } else if DURATION_FLAGS.contains(&name) {
         values::check_duration(value)?;
-    } else if name.ends_with("-port") {
+    } else if name.ends_with("-port") || name == "port" {
         value
             .parse::<u16>()
             .map_err(|_| format!("{value:?} is not a port number 0-65535"))?;

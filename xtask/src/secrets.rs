@@ -1,0 +1,164 @@
+//! The secrets boundary: no private key or token ever goes into an image. Rendered files and
+//! everything in an image definition are scanned; what is found is named with the way out
+//! (declare it as a `[[secret]]` and deliver it apart).
+
+use crate::plan::Plan;
+use crate::tree::{Content, Kind, Tree};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error(
+        "{place}: looks like {what}; keys and tokens never go into an image: declare the file as a [[secret]] in image.toml and deliver it with `<profile>-install.sh --secrets DIR`"
+    )]
+    Found { place: String, what: &'static str },
+    #[error(
+        "{path}: declared as a secret and also a file of the image; a secret is delivered apart, never carried"
+    )]
+    InTree { path: String },
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// What `bytes` (or a file named `name`) look like, if they look like key or token material.
+pub fn classify(name: &str, bytes: &[u8]) -> Option<&'static str> {
+    let text = String::from_utf8_lossy(bytes);
+    if text.contains("-----BEGIN") && text.contains("PRIVATE KEY-----") {
+        return Some("a PEM private key");
+    }
+    if has_bootstrap_token(&text) {
+        return Some("a bootstrap token (xxxxxx.xxxxxxxxxxxxxxxx)");
+    }
+    if text.lines().any(is_token_line) {
+        return Some("a static token file (token,user,uid[,groups])");
+    }
+    let name = name.rsplit('/').next().unwrap_or(name);
+    if name.ends_with(".key") || name.ends_with("-key.pem") || name == "token.csv" {
+        return Some("a key or token file, by its name");
+    }
+    None
+}
+
+/// `[a-z0-9]{6}\.[a-z0-9]{16}` standing alone: the bootstrap token format.
+fn has_bootstrap_token(text: &str) -> bool {
+    let b = text.as_bytes();
+    let tok = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    (0..b.len().saturating_sub(22)).any(|i| {
+        b[i + 6] == b'.'
+            && b[i..i + 6].iter().all(|c| tok(*c))
+            && b[i + 7..i + 23].iter().all(|c| tok(*c))
+            && (i == 0 || !b[i - 1].is_ascii_alphanumeric())
+            && b.get(i + 23).is_none_or(|c| !c.is_ascii_alphanumeric())
+    })
+}
+
+/// A line of a `--token-auth-file`: a long opaque token, then user and uid, comma-separated.
+fn is_token_line(line: &str) -> bool {
+    let fields: Vec<&str> = line.trim().split(',').collect();
+    fields.len() >= 3
+        && fields[0].len() >= 16
+        && fields[0].bytes().all(|c| c.is_ascii_alphanumeric())
+        && !fields[1].trim().is_empty()
+        && !fields[2].trim().is_empty()
+}
+
+/// Every rendered file of the tree, and no declared secret's path in it. Binaries streamed out
+/// of the verified release are upstream's and are not scanned.
+pub fn check_tree(tree: &Tree, plan: &Plan) -> Result<(), SecretError> {
+    for s in &plan.secrets {
+        if tree.get(&s.path).is_some() {
+            return Err(SecretError::InTree {
+                path: s.path.clone(),
+            });
+        }
+    }
+    for (path, entry) in tree.iter() {
+        if let Kind::File {
+            content: Content::Inline(bytes),
+            ..
+        } = &entry.kind
+            && let Some(what) = classify(path, bytes)
+        {
+            return Err(SecretError::Found {
+                place: format!("{path} (in the tree of {})", plan.profile),
+                what,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Every file of an image definition directory, whether a template uses it or not.
+pub fn check_image_dir(dir: &Path) -> Result<(), SecretError> {
+    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        let entry = entry.map_err(|e| SecretError::Read {
+            path: dir.to_owned(),
+            source: e.into(),
+        })?;
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let bytes = std::fs::read(entry.path()).map_err(|source| SecretError::Read {
+            path: entry.path().to_owned(),
+            source,
+        })?;
+        let name = entry.file_name().to_string_lossy();
+        if let Some(what) = classify(&name, &bytes) {
+            return Err(SecretError::Found {
+                place: entry.path().display().to_string(),
+                what,
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_keys_and_tokens() {
+        let key = "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----\n";
+        assert_eq!(
+            classify("x.yaml", key.as_bytes()),
+            Some("a PEM private key")
+        );
+        let ec = "-----BEGIN EC PRIVATE KEY-----\n";
+        assert!(classify("x", ec.as_bytes()).is_some());
+        assert!(classify("kubeadm.yaml", b"token: abcdef.0123456789abcdef\n").is_some());
+        assert!(
+            classify(
+                "t",
+                b"0123456789abcdef0123,kubelet-bootstrap,10001,\"system:bootstrappers\"\n"
+            )
+            .is_some()
+        );
+        assert!(classify("sa.key", b"").is_some());
+        assert!(classify("etcd-key.pem", b"").is_some());
+    }
+
+    #[test]
+    fn leaves_ordinary_files_alone() {
+        for (name, text) in [
+            (
+                "kubeconfig",
+                "client-key: /etc/k8s/ssl/admin-key.pem\nclient-certificate: /etc/k8s/ssl/admin.pem\n",
+            ),
+            (
+                "audit-policy.yaml",
+                "- group: admissionregistration.k8s.io\n- group: scheduling.k8s.io\n",
+            ),
+            (
+                "unit",
+                "--tls-private-key-file=/etc/k8s/ssl/kubernetes-key.pem \\\n--etcd-servers=https://10.10.10.22:2379,https://10.10.10.23:2379\n",
+            ),
+            ("cert.pem", "-----BEGIN CERTIFICATE-----\n"),
+        ] {
+            assert_eq!(classify(name, text.as_bytes()), None, "{name}");
+        }
+    }
+}
