@@ -153,33 +153,17 @@ fn passes_sh_n_and_shellcheck() {
 /// private mount namespace whose `/` is an overlay of the host's, so the host stays untouched.
 #[test]
 fn install_on_slash_creates_user_and_directories() {
-    if !support::is_root() {
-        panic!("this test needs root (it chroots into an overlay): run it as CI does, as root");
-    }
     let p = Project::new();
     let installer = p.build_sample("master-1").join("master-1-install.sh");
-    let work = tempfile::tempdir().unwrap();
-    let w = work.path().display();
-    std::fs::copy(&installer, work.path().join("install.sh")).unwrap();
-    let script = format!(
-        "set -e
-         mkdir -p '{w}/upper' '{w}/work' '{w}/merged'
-         mount -t overlay overlay -o lowerdir=/,upperdir='{w}/upper',workdir='{w}/work' '{w}/merged'
-         mount --rbind /dev '{w}/merged/dev'
-         mount -t proc proc '{w}/merged/proc'
-         mkdir -p '{w}/merged/run/kubemint-test'
-         cp '{w}/install.sh' '{w}/merged/run/kubemint-test/install.sh'
-         chroot '{w}/merged' sh /run/kubemint-test/install.sh --no-start
-         chroot '{w}/merged' sh /run/kubemint-test/install.sh --no-start
-         chroot '{w}/merged' sh /run/kubemint-test/install.sh --verify
-         chroot '{w}/merged' getent passwd k8s
-         chroot '{w}/merged' stat -c '%U %a %n' /data/apps/k8s/kubernetes /data/apps/k8s/kubernetes/logs/kube-apiserver
-         chroot '{w}/merged' readlink /data/apps/k8s/kubernetes/sbin"
+    let out = support::in_overlay_root(
+        &[(installer.as_path(), "install.sh")],
+        "sh /run/kubemint-test/install.sh --no-start
+         sh /run/kubemint-test/install.sh --no-start
+         sh /run/kubemint-test/install.sh --verify
+         getent passwd k8s
+         stat -c '%U %a %n' /data/apps/k8s/kubernetes /data/apps/k8s/kubernetes/logs/kube-apiserver
+         readlink /data/apps/k8s/kubernetes/sbin",
     );
-    let out = std::process::Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
-        .output()
-        .unwrap();
     let stdout = text(&out.stdout);
     assert!(
         out.status.success(),

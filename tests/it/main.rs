@@ -3,6 +3,7 @@
 //! and judge outputs with the tools users have (sha256sum, sh, shellcheck, systemd-analyze).
 
 mod cli;
+mod control_plane;
 mod fetch;
 mod hostile;
 mod installer;

@@ -223,3 +223,41 @@ pub fn is_root() -> bool {
         .map(|m| m.uid() == 0)
         .unwrap_or(false)
 }
+
+/// Runs `script` (sh, `set -e`) chrooted into a copy-on-write overlay of this machine's `/`, in
+/// a private mount namespace, so that installing "on /" touches nothing real. `files` are
+/// copied into the overlay's `/run/kubemint-test/` first. Needs root, as CI runs.
+pub fn in_overlay_root(files: &[(&Path, &str)], script: &str) -> Output {
+    assert!(
+        is_root(),
+        "this test needs root (it chroots into an overlay of /): run it as CI does, as root"
+    );
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path().display();
+    let inner = work.path().join("inner.sh");
+    std::fs::write(&inner, format!("set -e\n{script}\n")).unwrap();
+    let mut copies = format!(
+        "cp '{}' '{w}/merged/run/kubemint-test/inner.sh'\n",
+        inner.display()
+    );
+    for (from, name) in files {
+        copies.push_str(&format!(
+            "cp -a '{}' '{w}/merged/run/kubemint-test/{name}'\n",
+            from.display()
+        ));
+    }
+    let outer = format!(
+        "set -e
+         mkdir -p '{w}/upper' '{w}/work' '{w}/merged'
+         mount -t overlay overlay -o lowerdir=/,upperdir='{w}/upper',workdir='{w}/work' '{w}/merged'
+         mount --rbind /dev '{w}/merged/dev'
+         mount -t proc proc '{w}/merged/proc'
+         mkdir -p '{w}/merged/run/kubemint-test'
+         {copies}
+         chroot '{w}/merged' sh /run/kubemint-test/inner.sh"
+    );
+    Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &outer])
+        .output()
+        .unwrap()
+}

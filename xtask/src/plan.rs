@@ -242,6 +242,14 @@ pub fn plan(
             values::check_user_name(name).map_err(value_err(format!("secret[{i}].{what}")))?;
         }
         let mode = image::parse_mode(&s.mode).map_err(value_err(format!("secret[{i}].mode")))?;
+        // The installer takes secrets from one directory by file name.
+        let name = |p: &str| p.rsplit('/').next().unwrap_or_default().to_owned();
+        if let Some(other) = secrets.iter().find(|o: &&Secret| name(&o.path) == name(&path)) {
+            return Err(value_err(format!("secret[{i}].path"))(format!(
+                "{path} and {} share a file name; secrets are delivered from one directory by name",
+                other.path
+            )));
+        }
         secrets.push(Secret {
             path,
             owner,

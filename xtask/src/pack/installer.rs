@@ -67,6 +67,7 @@ pub fn header(
             sysusers => in_dir("/usr/lib/sysusers.d/"),
             tmpfiles => in_dir("/usr/lib/tmpfiles.d/"),
             units => plan.units,
+            secrets => minijinja::Value::from_serialize(&plan.secrets),
             manifest => manifest_lines(tree),
         })
     };

@@ -8,7 +8,7 @@
 # The tar.gz payload appended to this script is checked against ARCHIVE_SHA256, and every
 # file in it against the manifest below, before anything is written.
 #
-# Usage: sh {{ profile }}-install.sh [--root DIR] [--no-start] [--list] [--verify] [--help]
+# Usage: sh {{ profile }}-install.sh [--root DIR] [--secrets DIR] [--no-start] [--list] [--verify]
 set -eu
 
 PROFILE='{{ profile }}'
@@ -21,6 +21,7 @@ SERVICE_USER='{{ user }}'
 SYSUSERS_FILES='{{ sysusers | join(" ") }}'
 TMPFILES_FILES='{{ tmpfiles | join(" ") }}'
 UNITS='{{ units | join(" ") }}'
+SECRETS_CHECK=/usr/lib/kubemint/check-secrets
 SELF=$0
 PROG=${0##*/}
 
@@ -28,17 +29,20 @@ usage() {
     cat <<USAGE
 Installs the kubemint image of $PROFILE (Kubernetes $RELEASE) into a root file system.
 
-Usage: sh $PROG [--root DIR] [--no-start] [--list] [--verify] [--help]
+Usage: sh $PROG [--root DIR] [--secrets DIR] [--no-start] [--list] [--verify] [--help]
 
-  --root DIR   install into DIR instead of / (an image root, a chroot). The service user and
-               the directories outside /usr, /opt and /etc are then created when DIR boots
-               (systemd-sysusers and systemd-tmpfiles), and no unit is started
-  --no-start   do not run systemctl (daemon-reload, enable --now)
+  --root DIR     install into DIR instead of / (an image root, a chroot). The service user and
+                 the directories outside /usr, /opt and /etc are then created when DIR boots
+                 (systemd-sysusers and systemd-tmpfiles), and no unit is started
+  --secrets DIR  also place the secrets this master needs, taken from DIR by file name, with
+                 their declared owner and mode; all of them or none. Contents are never shown
+  --no-start     do not run systemctl (daemon-reload, enable --now)
   --list       print every entry of the payload (type, mode, owner, size, sha256, path)
   --verify     compare an installed root with the payload; exit 1 on any drift
   --help       this text
 
 Without options, installs into / and, where systemd runs, enables and starts: $UNITS
+Each unit refuses to start until its secrets are in place: see $SECRETS_CHECK --all.
 USAGE
 }
 
@@ -96,6 +100,47 @@ check_entry() {
         if [ "$got" != "$sum" ]; then echo "$path: sha256 $got, expected $sum"; bad=1; fi
     fi
     return $bad
+}
+
+# One line per declared secret: path, owner, group, mode. The files themselves are never here.
+secrets() {
+    cat <<'KUBEMINT_SECRETS'
+{% for s in secrets %}
+{{ s.path }} {{ s.owner }} {{ s.group }} {{ s.mode }}
+{% endfor %}
+KUBEMINT_SECRETS
+}
+
+# id_of passwd|group NAME: the number of a user or group in the target root.
+id_of() {
+    if [ "$ROOT" = / ]; then
+        getent "$1" "$2" | cut -d: -f3
+    elif [ -f "$BASE/etc/$1" ]; then
+        awk -F: -v name="$2" '$1 == name { print $3; exit }' "$BASE/etc/$1"
+    fi
+}
+
+place_secrets() {
+    from=$1
+    [ -d "$from" ] || die "--secrets $from is not a directory"
+    missing=$(secrets | while read -r path owner group mode; do
+        if [ ! -f "$from/${path##*/}" ]; then printf ' %s' "${path##*/}"; fi
+    done)
+    [ -z "$missing" ] || die "--secrets $from lacks:$missing; no secret was placed"
+    unknown=$(secrets | while read -r path owner group mode; do
+        if [ -z "$(id_of passwd "$owner")" ] || [ -z "$(id_of group "$group")" ]; then printf ' %s' "$owner:$group"; fi
+    done)
+    [ -z "$unknown" ] || die "cannot give secrets their owners: unknown in $ROOT:$unknown (installing into / creates the service user; an image root has it once booted); no secret was placed"
+    secrets | while read -r path owner group mode; do
+        dest=$BASE$path
+        mkdir -p "${dest%/*}"
+        tmp=$(mktemp "${dest%/*}/.kubemint-secret.XXXXXX")
+        cat "$from/${path##*/}" >"$tmp"
+        chmod "$mode" "$tmp"
+        chown "$(id_of passwd "$owner"):$(id_of group "$group")" "$tmp"
+        mv -f "$tmp" "$dest"
+    done
+    say "placed $(secrets | wc -l | tr -d ' ') secrets from $from with their declared owners and modes (contents not shown)"
 }
 
 list() {
@@ -168,6 +213,7 @@ install() {
     }
     if [ "$ROOT" != / ]; then
         say "not creating user $SERVICE_USER or the tmpfiles.d directories: $ROOT does that when it boots"
+        if [ -n "$SECRETS" ]; then place_secrets "$SECRETS"; fi
         return 0
     fi
     for f in $SYSUSERS_FILES; do
@@ -184,6 +230,7 @@ install() {
             say "systemd-tmpfiles not found: create what $f declares by hand"
         fi
     done
+    if [ -n "$SECRETS" ]; then place_secrets "$SECRETS"; fi
     if [ "$START" = no ]; then
         say "not starting (--no-start): systemctl daemon-reload && systemctl enable --now $UNITS"
     elif [ ! -d /run/systemd/system ]; then
@@ -197,6 +244,7 @@ install() {
 }
 
 ROOT=/
+SECRETS=
 OWNERS=yes
 START=yes
 ACTION=install
@@ -204,6 +252,8 @@ while [ $# -gt 0 ]; do
     case $1 in
         --root) [ $# -ge 2 ] || die "--root needs a directory"; ROOT=$2; shift ;;
         --root=*) ROOT=${1#--root=} ;;
+        --secrets) [ $# -ge 2 ] || die "--secrets needs a directory"; SECRETS=$2; shift ;;
+        --secrets=*) SECRETS=${1#--secrets=} ;;
         --no-start) START=no ;;
         --list) ACTION=list ;;
         --verify) ACTION=verify ;;
