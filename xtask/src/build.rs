@@ -2,6 +2,7 @@
 //! payload and installer → manifest.json and SHA256SUMS — staging every output and renaming it
 //! into place, so a failed build leaves the previous output untouched.
 
+use crate::check;
 use crate::extract::{self, ExtractError};
 use crate::image::{Image, ImageError};
 use crate::inputs::{self, InputError};
@@ -25,6 +26,8 @@ use std::path::{Path, PathBuf};
 pub struct Options {
     /// The project: `profiles/`, `images/`, `vendor/` live here.
     pub root: PathBuf,
+    /// Where the profiles are (default `<root>/profiles`), e.g. `profiles/upgrade`.
+    pub profiles_dir: Option<PathBuf>,
     pub profiles: Vec<String>,
     /// Build against this lock entry instead of the profiles' `release`.
     pub release: Option<String>,
@@ -55,6 +58,10 @@ pub struct Built {
 pub enum BuildError {
     #[error("no profile given: name one or more (e.g. master-1), or pass --all")]
     NoProfiles,
+    #[error(
+        "{0}\nrefusing to build: fix the errors above, or see them again with `cargo xtask check`"
+    )]
+    Check(String),
     #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
     Profiles(Vec<ProfileError>),
     #[error(transparent)]
@@ -101,7 +108,10 @@ pub fn build(opts: &Options, progress: &Progress) -> Result<Vec<Built>, BuildErr
         return Err(BuildError::NoProfiles);
     }
     // Resolve everything first and report every profile problem at once.
-    let profiles_dir = opts.root.join("profiles");
+    let profiles_dir = opts
+        .profiles_dir
+        .clone()
+        .unwrap_or_else(|| opts.root.join("profiles"));
     let mut profiles = Vec::new();
     let mut problems = Vec::new();
     for name in &opts.profiles {
@@ -127,7 +137,9 @@ pub fn build(opts: &Options, progress: &Progress) -> Result<Vec<Built>, BuildErr
         Lock::load(&vendor)?
     };
     let mut images: BTreeMap<String, Image> = BTreeMap::new();
-    let mut releases: BTreeMap<String, (Release, PathBuf)> = BTreeMap::new();
+    // A sample release is generated here; a pinned one is only looked up in the lock, and
+    // looked for in the store after the checks.
+    let mut releases: BTreeMap<String, (Release, Option<PathBuf>)> = BTreeMap::new();
     let mut plans = Vec::new();
     for mut profile in profiles {
         if let Some(epoch) = opts.epoch {
@@ -139,11 +151,10 @@ pub fn build(opts: &Options, progress: &Progress) -> Result<Vec<Built>, BuildErr
             .unwrap_or_else(|| profile.release.clone());
         if !releases.contains_key(&release_name) {
             let entry = if opts.sample {
-                inputs::sample_release(session.path(), &release_name)?
+                let (release, path) = inputs::sample_release(session.path(), &release_name)?;
+                (release, Some(path))
             } else {
-                let release = lock.get(&release_name, &vendor)?.clone();
-                let path = inputs::locate(&vendor, &release)?;
-                (release, path)
+                (lock.get(&release_name, &vendor)?.clone(), None)
             };
             releases.insert(release_name.clone(), entry);
         }
@@ -156,6 +167,21 @@ pub fn build(opts: &Options, progress: &Progress) -> Result<Vec<Built>, BuildErr
         let plan = plan::plan(&profile, image, &releases[&release_name].0, opts.sample)?;
         plans.push((profile, plan));
     }
+
+    // Every flag, config version and known pitfall, before any input is looked for.
+    let report = check::preflight(&profiles_dir, &plans);
+    if report.errors() > 0 {
+        return Err(BuildError::Check(report.render()));
+    }
+    let mut located = BTreeMap::new();
+    for (name, (release, path)) in releases {
+        let path = match path {
+            Some(p) => p,
+            None => inputs::locate(&vendor, &release)?,
+        };
+        located.insert(name, (release, path));
+    }
+    let releases = located;
 
     // One pass over each release tarball, for the members every plan on it needs.
     let mut spooled = BTreeMap::new();

@@ -11,6 +11,7 @@
 pub mod bench;
 pub mod build;
 pub mod canonical;
+pub mod check;
 pub mod epoch;
 pub mod extract;
 pub mod fetch;

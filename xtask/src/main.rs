@@ -23,6 +23,8 @@ struct Cli {
 enum Command {
     /// Build each profile's image: payload tar.gz, installer, manifest.json, SHA256SUMS
     BuildImage(BuildImage),
+    /// Check profiles against the release they target: flags, config versions, known pitfalls
+    Check(CheckArgs),
     /// Print the resolved plan of a profile (what its tree will hold) as JSON
     Plan(PlanArgs),
     /// Download pinned releases into vendor/store, verifying sha512 while streaming
@@ -42,9 +44,12 @@ struct BuildImage {
         conflicts_with = "all"
     )]
     profiles: Vec<String>,
-    /// Build every profile in profiles/ (those no other profile inherits)
+    /// Build every profile in the profiles directory (those no other profile inherits)
     #[arg(long)]
     all: bool,
+    /// The profiles directory (default profiles/), e.g. profiles/upgrade
+    #[arg(long = "profiles", value_name = "DIR")]
+    profiles_dir: Option<PathBuf>,
     /// Build against this release from the lock instead of the profile's
     #[arg(long, value_name = "NAME")]
     release: Option<String>,
@@ -61,6 +66,29 @@ struct BuildImage {
     #[arg(long, value_enum, default_value_t, value_name = "HOW")]
     layer_compression: kubemint::pack::oci::LayerCompression,
     /// Print the summary as JSON on stdout
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct CheckArgs {
+    /// Profiles to check, by name
+    #[arg(
+        value_name = "PROFILE",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
+    profiles: Vec<String>,
+    /// Check every profile in the profiles directory
+    #[arg(long)]
+    all: bool,
+    /// The profiles directory (default profiles/), e.g. profiles/upgrade
+    #[arg(long = "profiles", value_name = "DIR")]
+    profiles_dir: Option<PathBuf>,
+    /// Check against this release instead of the profiles' own: what breaks if they move to it
+    #[arg(long, value_name = "NAME")]
+    release: Option<String>,
+    /// Print the findings as JSON on stdout
     #[arg(long)]
     json: bool,
 }
@@ -125,8 +153,9 @@ fn run(cli: Cli) -> Result<()> {
     };
     match cli.command {
         Command::BuildImage(args) => {
+            let profiles_dir = args.profiles_dir.map(|d| root.join(d));
             let profiles = if args.all {
-                kubemint::profile::list(&root.join("profiles"))?
+                kubemint::profile::list(profiles_dir.as_deref().unwrap_or(&root.join("profiles")))?
             } else {
                 args.profiles
             };
@@ -136,6 +165,7 @@ fn run(cli: Cli) -> Result<()> {
             };
             let opts = build::Options {
                 root: root.clone(),
+                profiles_dir,
                 profiles,
                 release: args.release,
                 sample: args.sample,
@@ -148,6 +178,32 @@ fn run(cli: Cli) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&built)?);
             } else {
                 print!("{}", summary::table(&built, &cwd));
+            }
+        }
+        Command::Check(args) => {
+            let profiles_dir = args
+                .profiles_dir
+                .map(|d| root.join(d))
+                .unwrap_or_else(|| root.join("profiles"));
+            let profiles = if args.all {
+                kubemint::profile::list(&profiles_dir)?
+            } else {
+                args.profiles
+            };
+            let opts = kubemint::check::Options {
+                root: root.clone(),
+                profiles_dir,
+                profiles,
+                release: args.release,
+            };
+            let report = kubemint::check::check(&opts)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.render());
+            }
+            if report.errors() > 0 {
+                bail!("{} error(s): nothing was built", report.errors());
             }
         }
         Command::Plan(args) => {

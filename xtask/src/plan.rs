@@ -244,7 +244,10 @@ pub fn plan(
         let mode = image::parse_mode(&s.mode).map_err(value_err(format!("secret[{i}].mode")))?;
         // The installer takes secrets from one directory by file name.
         let name = |p: &str| p.rsplit('/').next().unwrap_or_default().to_owned();
-        if let Some(other) = secrets.iter().find(|o: &&Secret| name(&o.path) == name(&path)) {
+        if let Some(other) = secrets
+            .iter()
+            .find(|o: &&Secret| name(&o.path) == name(&path))
+        {
             return Err(value_err(format!("secret[{i}].path"))(format!(
                 "{path} and {} share a file name; secrets are delivered from one directory by name",
                 other.path
