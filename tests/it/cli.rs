@@ -42,7 +42,18 @@ fn build_all_with_json_summary() {
             .iter()
             .map(|o| o["kind"].as_str().unwrap())
             .collect();
-        assert_eq!(kinds, ["payload", "installer", "oci-layout", "oci-archive"]);
+        assert_eq!(
+            kinds,
+            [
+                "payload",
+                "installer",
+                "oci-layout",
+                "oci-archive",
+                "sysext",
+                "confext",
+                "disk"
+            ]
+        );
         let dir = std::path::PathBuf::from(b["dir"].as_str().unwrap());
         let manifest = crate::support::manifest(&dir);
         assert_eq!(manifest["profile"], b["profile"]);
@@ -71,7 +82,7 @@ fn build_all_with_json_summary() {
             .unwrap()["sha256"]
             .clone()
     };
-    let bin = "/opt/k8s/kubernetes/sbin/kube-apiserver";
+    let bin = "/usr/lib/kubernetes/bin/kube-apiserver";
     let unit = "/usr/lib/systemd/system/kube-apiserver.service";
     assert_eq!(file(&m(0), bin), file(&m(1), bin));
     assert_ne!(file(&m(0), unit), file(&m(1), unit));

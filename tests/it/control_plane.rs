@@ -2,7 +2,7 @@
 //! secrets boundary (declared, checked before start, placed by the installer, refused in an
 //! image), and kubeconfigs that kubectl reads.
 
-use crate::support::{self, Project, manifest, require_tool, sh, text};
+use crate::support::{self, Project, manifest, require_tool, sh, sh_ok as ok, text};
 use std::path::Path;
 
 const UNITS: [&str; 4] = [
@@ -11,17 +11,6 @@ const UNITS: [&str; 4] = [
     "kube-scheduler.service",
     "kubemint-addons.service",
 ];
-
-fn ok(script: &str) -> String {
-    let out = sh(script);
-    assert!(
-        out.status.success(),
-        "{script}\nstdout:\n{}\nstderr:\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
 
 /// Installs `profile`'s sample build into a temp root beside systemd's own units, with an
 /// empty secrets directory.
@@ -96,7 +85,7 @@ fn components_run_as_the_guide_says_with_insecure_ports_closed() {
             "{name}:\n{u}"
         );
         assert!(
-            u.contains(&format!("ExecStart=/opt/k8s/kubernetes/sbin/{name} \\\n")),
+            u.contains(&format!("ExecStart=/usr/lib/kubernetes/bin/{name} \\\n")),
             "{name}:\n{u}"
         );
     }
@@ -130,14 +119,14 @@ fn components_run_as_the_guide_says_with_insecure_ports_closed() {
         config.contains("kubeconfig: /etc/k8s/kubernetes/kube-scheduler.kubeconfig"),
         "{config}"
     );
-    // A release the profile does not name picks the scheduler config version it accepts.
+    // The upgrade set, on v1.33.5, gets the scheduler config version that release accepts.
     let newer_out = p.path().join("newer");
     p.ok(&[
         "build-image",
+        "--profiles",
+        "profiles/upgrade",
         "master-2",
         "--sample",
-        "--release",
-        "v1.33.5",
         "--out",
         newer_out.to_str().unwrap(),
     ]);
@@ -269,11 +258,11 @@ fn secrets_check_names_every_missing_or_wrong_file() {
     // One component asks only for its own.
     let out = check_secrets(root.path(), "kube-scheduler");
     let lines: Vec<String> = text(&out.stderr).lines().map(str::to_owned).collect();
-    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines.len(), 3, "{lines:?}");
     assert!(
         lines
             .iter()
-            .all(|l| l.starts_with("kube-scheduler: missing /etc/k8s/ssl/kube-scheduler")),
+            .all(|l| l.starts_with("kube-scheduler: missing /etc/k8s/ssl/")),
         "{lines:?}"
     );
     // Wrong owner and mode are named too.
@@ -300,7 +289,10 @@ fn secrets_check_names_every_missing_or_wrong_file() {
         ),
         "{report}"
     );
-    assert!(!report.contains("missing"), "{report}");
+    assert!(
+        !report.contains("missing /etc/k8s/ssl/kube-scheduler"),
+        "{report}"
+    );
 }
 
 /// On a live root (an overlay of this machine's), the installer creates the user, places every
@@ -371,10 +363,28 @@ fn installer_refuses_an_incomplete_secrets_directory() {
     assert!(
         err.contains("lacks:")
             && err.contains("ca-key.pem")
-            && err.contains("no secret was placed"),
+            && err.contains("nothing was installed"),
         "{err}"
     );
-    assert!(!root.path().join("etc/k8s/ssl/ca.pem").exists());
+    assert_eq!(
+        std::fs::read_dir(root.path()).unwrap().count(),
+        0,
+        "something was installed"
+    );
+    // --only-secrets leaves the tree alone (an image brought it) and needs --secrets.
+    let out = sh(&format!(
+        "sh '{}/master-1-install.sh' --root '{}' --only-secrets",
+        dir.display(),
+        root.path().display()
+    ));
+    assert!(
+        !out.status.success() && text(&out.stderr).contains("--only-secrets needs --secrets DIR")
+    );
+    assert_eq!(
+        std::fs::read_dir(root.path()).unwrap().count(),
+        0,
+        "--only-secrets touched the tree"
+    );
 }
 
 #[test]

@@ -131,7 +131,7 @@ fn list_prints_every_entry() {
     let files = manifest(&dir)["files"].as_array().unwrap().len();
     assert_eq!(listed.lines().count(), files);
     assert!(listed.contains(
-        "l 0777 0:0 /usr/local/bin/kube-apiserver -> /opt/k8s/kubernetes/sbin/kube-apiserver"
+        "l 0777 0:0 /usr/local/bin/kube-apiserver -> /usr/lib/kubernetes/bin/kube-apiserver"
     ));
     assert!(text(&out.stderr).contains("SAMPLE build"));
     let help = install(&dir.join("master-1-install.sh"), "--help");
@@ -179,7 +179,7 @@ fn install_on_slash_creates_user_and_directories() {
         stdout.contains("k8s 755 /data/apps/k8s/kubernetes/logs/kube-apiserver"),
         "{stdout}"
     );
-    assert!(stdout.contains("/opt/k8s/kubernetes/sbin\n"), "{stdout}");
+    assert!(stdout.contains("/usr/lib/kubernetes/bin\n"), "{stdout}");
     assert!(stdout.contains("not starting (--no-start)"), "{stdout}");
     assert!(
         sh("getent passwd k8s").stdout.is_empty(),

@@ -2,8 +2,10 @@
 //! the way users do, on throwaway projects built from the repository's profiles and images,
 //! and judge outputs with the tools users have (sha256sum, sh, shellcheck, systemd-analyze).
 
+mod check;
 mod cli;
 mod control_plane;
+mod disk;
 mod fetch;
 mod hostile;
 mod installer;

@@ -94,6 +94,12 @@ fn two_builds_under_different_conditions_are_byte_identical() {
         .collect();
     let want = [
         "SHA256SUMS",
+        "confexts",
+        "confexts/kubemint-master-1.raw",
+        "disk",
+        "disk/kubemint-master-1.raw",
+        "extensions",
+        "extensions/kubemint-master-1.raw",
         "manifest.json",
         "master-1-install.sh",
         "master-1.oci.tar",
@@ -134,6 +140,14 @@ fn payload_matches_golden_digest() {
         manifest["oci"]["manifest_digest"].as_str().unwrap(),
         golden("image manifest"),
         "the sample image manifest of master-1 changed; if on purpose, update tests/golden and say why"
+    );
+    let sysext = kubemint::hash::sha256_file(&dir.join("extensions/kubemint-master-1.raw"))
+        .unwrap()
+        .0;
+    assert_eq!(
+        sysext,
+        golden("extensions/kubemint-master-1.raw"),
+        "the sample sysext of master-1 changed; if on purpose, update tests/golden and say why"
     );
 }
 

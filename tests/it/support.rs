@@ -212,6 +212,18 @@ pub fn require_tool(name: &str) -> PathBuf {
         })
 }
 
+/// Runs a shell command line that must succeed, returning its stdout.
+pub fn sh_ok(script: &str) -> String {
+    let out = sh(script);
+    assert!(
+        out.status.success(),
+        "{script}\nstdout:\n{}\nstderr:\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
 /// Runs a shell command line, returning its output.
 pub fn sh(script: &str) -> Output {
     Command::new("sh").arg("-c").arg(script).output().unwrap()

@@ -106,7 +106,7 @@ fn unit_of(p: &Project) -> String {
 fn has_every_guide_flag_with_the_guide_value_except_the_fixes() {
     let p = Project::new();
     let args = exec_start(&unit_of(&p));
-    assert_eq!(args[0], "/opt/k8s/kubernetes/sbin/kube-apiserver");
+    assert_eq!(args[0], "/usr/lib/kubernetes/bin/kube-apiserver");
     let ours: Vec<(String, String)> = args[1..]
         .iter()
         .map(|a| {

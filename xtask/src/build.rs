@@ -9,7 +9,7 @@ use crate::inputs::{self, InputError};
 use crate::lock::{Lock, LockError, Release};
 use crate::manifest::{Input, Manifest, Output};
 use crate::pack::oci::{self, LayerCache, LayerCompression};
-use crate::pack::{installer, payload};
+use crate::pack::{disk, installer, payload};
 use crate::plan::{self, Plan, PlanError};
 use crate::profile::{self, ProfileError, Source};
 use crate::progress::Progress;
@@ -171,7 +171,7 @@ pub fn build(opts: &Options, progress: &Progress) -> Result<Vec<Built>, BuildErr
     // Every flag, config version and known pitfall, before any input is looked for.
     let report = check::preflight(&profiles_dir, &plans);
     if report.errors() > 0 {
-        return Err(BuildError::Check(report.render()));
+        return Err(BuildError::Check(report.render().trim_end().to_owned()));
     }
     let mut located = BTreeMap::new();
     for (name, (release, path)) in releases {
@@ -377,7 +377,19 @@ fn write_outputs(
         sha256,
     });
 
-    let manifest = Manifest::new(plan, release_size, inputs, tree, outputs.clone(), image);
+    progress.step(&format!("writing the disk images of {}", plan.profile));
+    let (disk_outputs, ddi) = write_disk_images(plan, tree, dir)?;
+    outputs.extend(disk_outputs);
+
+    let manifest = Manifest::new(
+        plan,
+        release_size,
+        inputs,
+        tree,
+        outputs.clone(),
+        image,
+        ddi,
+    );
     let bytes = manifest.to_bytes();
     let manifest_row = write_small(dir, "manifest", "manifest.json", &bytes)?;
 
@@ -413,6 +425,58 @@ fn write_outputs(
         outputs,
         manifest: manifest_row,
     })
+}
+
+/// The system extension (`/usr`, `/opt`), the configuration extension (`/etc`) and the system
+/// extension as a GPT disk image, each named `kubemint-<profile>.raw` as its extension-release
+/// file requires, in `extensions/`, `confexts/` and `disk/` (the directories systemd reads them
+/// from are /var/lib/extensions and /var/lib/confexts).
+fn write_disk_images(
+    plan: &Plan,
+    tree: &Tree,
+    dir: &Path,
+) -> Result<(Vec<Output>, disk::Ddi), BuildError> {
+    let name = format!("kubemint-{}.raw", plan.profile);
+    let within = |p: &str, root: &str| p == root || p.starts_with(&format!("{root}/"));
+    let mut outputs = Vec::new();
+    for (kind, sub, keep) in [
+        ("sysext", "extensions", ["/usr", "/opt"]),
+        ("confext", "confexts", ["/etc", "/etc"]),
+    ] {
+        let part = tree.subset(|p, _| keep.iter().any(|r| within(p, r)));
+        let folder = dir.join(sub);
+        std::fs::create_dir(&folder).map_err(io_err(&folder))?;
+        let path = folder.join(&name);
+        let (size, sha256) =
+            disk::squashfs_file(&part, "/", plan.epoch, &path).map_err(io_err(&path))?;
+        outputs.push(Output {
+            kind: kind.into(),
+            path: format!("{sub}/{name}"),
+            size,
+            sha256,
+        });
+    }
+    // The disk image's usr partition holds /usr itself as its file system root.
+    let folder = dir.join("disk");
+    std::fs::create_dir(&folder).map_err(io_err(&folder))?;
+    let usr = tempfile::Builder::new()
+        .prefix(".usr.")
+        .tempfile_in(&folder)
+        .map_err(io_err(&folder))?;
+    let usr_tree = tree.subset(|p, _| within(p, "/usr"));
+    disk::squashfs_file(&usr_tree, "/usr", plan.epoch, usr.path()).map_err(io_err(usr.path()))?;
+    let path = folder.join(&name);
+    let out = crate::hash::Sha256Writer::new(BufWriter::with_capacity(1 << 20, create(&path)?));
+    let (out, ddi) = disk::write_ddi(usr.path(), out).map_err(io_err(&path))?;
+    let (file, sha256, size) = out.finish();
+    finish_file(file, &path)?;
+    outputs.push(Output {
+        kind: "disk".into(),
+        path: format!("disk/{name}"),
+        size,
+        sha256,
+    });
+    Ok((outputs, ddi))
 }
 
 fn create(path: &Path) -> Result<File, BuildError> {

@@ -4,9 +4,11 @@
 //! [`profile`] (TOML in, validated model out) → [`image`] (what an image holds) → [`plan`]
 //! (pure data: what to extract, render and link) → [`inputs`] (hash-verified release tarballs)
 //! → [`extract`] (members streamed out of the tarball) and [`render`] (templates) → [`tree`]
-//! (one sorted in-memory file tree) → [`pack`] (payload tar.gz, installer) → [`manifest`].
-//! [`build`] runs the pipeline for `build-image`; [`fetch`], [`pin`], [`sample`] and [`bench`]
-//! back the other commands.
+//! (one sorted in-memory file tree) → [`pack`] (payload tar.gz, installer, OCI image, sysext,
+//! confext, disk image) → [`manifest`].
+//! [`check`] vets every plan against its release before any input is read. [`build`] runs the
+//! pipeline for `build-image`; [`fetch`], [`pin`], [`sample`] and [`bench`] back the other
+//! commands.
 
 pub mod bench;
 pub mod build;

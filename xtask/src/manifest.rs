@@ -28,6 +28,8 @@ pub struct Manifest {
     /// What the master needs delivered apart, never in the image: path, owner, group, mode,
     /// the components that read it, and what it is.
     pub secrets: Vec<crate::plan::Secret>,
+    /// The GPT disk image's GUIDs and partitions (`disk/kubemint-<profile>.raw`).
+    pub disk: crate::pack::disk::Ddi,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -75,7 +77,8 @@ pub struct FileRow {
 }
 
 /// One artefact next to manifest.json. Kinds so far: `payload`, `installer`, `oci-layout`
-/// (path `oci`, size of all its files, sha256 of its index.json), `oci-archive`.
+/// (path `oci`, size of all its files, sha256 of its index.json), `oci-archive`, `sysext`,
+/// `confext`, `disk`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Output {
     pub kind: String,
@@ -116,6 +119,7 @@ impl Manifest {
         tree: &Tree,
         outputs: Vec<Output>,
         oci: crate::pack::oci::Image,
+        disk: crate::pack::disk::Ddi,
     ) -> Manifest {
         Manifest {
             schema_version: SCHEMA_VERSION,
@@ -139,6 +143,7 @@ impl Manifest {
             outputs,
             oci,
             secrets: plan.secrets.clone(),
+            disk,
         }
     }
 

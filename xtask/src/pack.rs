@@ -1,7 +1,8 @@
 //! Packers: turn the one tree into artefacts. [`payload`] writes the reproducible tar.gz,
-//! [`oci`] the OCI image layout and archive,
+//! [`oci`] the OCI image layout and archive, [`disk`] the sysext, confext and GPT disk images,
 //! [`installer`] wraps it in a self-extracting POSIX sh installer.
 
+pub mod disk;
 pub mod installer;
 pub mod oci;
 pub mod payload;

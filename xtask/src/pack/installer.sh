@@ -8,7 +8,8 @@
 # The tar.gz payload appended to this script is checked against ARCHIVE_SHA256, and every
 # file in it against the manifest below, before anything is written.
 #
-# Usage: sh {{ profile }}-install.sh [--root DIR] [--secrets DIR] [--no-start] [--list] [--verify]
+# Usage: sh {{ profile }}-install.sh [--root DIR] [--secrets DIR [--only-secrets]] [--no-start]
+#        [--list] [--verify]
 set -eu
 
 PROFILE='{{ profile }}'
@@ -29,13 +30,14 @@ usage() {
     cat <<USAGE
 Installs the kubemint image of $PROFILE (Kubernetes $RELEASE) into a root file system.
 
-Usage: sh $PROG [--root DIR] [--secrets DIR] [--no-start] [--list] [--verify] [--help]
+Usage: sh $PROG [--root DIR] [--secrets DIR [--only-secrets]] [--no-start] [--list] [--verify]
 
   --root DIR     install into DIR instead of / (an image root, a chroot). The service user and
                  the directories outside /usr, /opt and /etc are then created when DIR boots
                  (systemd-sysusers and systemd-tmpfiles), and no unit is started
   --secrets DIR  also place the secrets this master needs, taken from DIR by file name, with
                  their declared owner and mode; all of them or none. Contents are never shown
+  --only-secrets with --secrets: place the secrets and nothing else (the tree came as an image)
   --no-start     do not run systemctl (daemon-reload, enable --now)
   --list       print every entry of the payload (type, mode, owner, size, sha256, path)
   --verify     compare an installed root with the payload; exit 1 on any drift
@@ -120,13 +122,19 @@ id_of() {
     fi
 }
 
-place_secrets() {
+# Every declared secret must be in the directory, or nothing at all is done.
+secrets_complete() {
     from=$1
     [ -d "$from" ] || die "--secrets $from is not a directory"
     missing=$(secrets | while read -r path owner group mode; do
         if [ ! -f "$from/${path##*/}" ]; then printf ' %s' "${path##*/}"; fi
     done)
-    [ -z "$missing" ] || die "--secrets $from lacks:$missing; no secret was placed"
+    [ -z "$missing" ] || die "--secrets $from lacks:$missing; nothing was installed"
+}
+
+place_secrets() {
+    from=$1
+    secrets_complete "$from"
     unknown=$(secrets | while read -r path owner group mode; do
         if [ -z "$(id_of passwd "$owner")" ] || [ -z "$(id_of group "$group")" ]; then printf ' %s' "$owner:$group"; fi
     done)
@@ -168,6 +176,12 @@ verify() {
 }
 
 install() {
+    if [ -n "$SECRETS" ]; then secrets_complete "$SECRETS"; fi
+    if [ "$ONLY_SECRETS" = yes ]; then
+        [ -n "$SECRETS" ] || die "--only-secrets needs --secrets DIR"
+        place_secrets "$SECRETS"
+        return 0
+    fi
     check_archive
     [ -d "$ROOT" ] || die "--root $ROOT is not a directory"
     stage=$(mktemp -d "$BASE/.kubemint-stage.XXXXXX") || die "cannot make a staging directory in $ROOT"
@@ -245,6 +259,7 @@ install() {
 
 ROOT=/
 SECRETS=
+ONLY_SECRETS=no
 OWNERS=yes
 START=yes
 ACTION=install
@@ -254,6 +269,7 @@ while [ $# -gt 0 ]; do
         --root=*) ROOT=${1#--root=} ;;
         --secrets) [ $# -ge 2 ] || die "--secrets needs a directory"; SECRETS=$2; shift ;;
         --secrets=*) SECRETS=${1#--secrets=} ;;
+        --only-secrets) ONLY_SECRETS=yes ;;
         --no-start) START=no ;;
         --list) ACTION=list ;;
         --verify) ACTION=verify ;;

@@ -1,0 +1,215 @@
+//! The disk images, judged by unsquashfs, sfdisk, sgdisk and systemd-dissect: the sysext holds
+//! exactly the /usr and /opt part of manifest.json, the confext the /etc part, the GPT image is
+//! valid with content-derived GUIDs, and systemd takes both sysext forms.
+
+use crate::support::{
+    Project, as_manifest_files, manifest, manifest_files, require_tool, sh_ok as ok, snapshot,
+};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Path → (type, mode, owner/group, size of a file, link target).
+type Listing = BTreeMap<String, (char, String, String, Option<u64>, Option<String>)>;
+
+/// (type, mode, owner, size for files, link target) by path, from `unsquashfs -lls`.
+fn listing(image: &Path) -> Listing {
+    let out = ok(&format!("unsquashfs -lls '{}'", image.display()));
+    out.lines()
+        .filter(|l| l.contains(" squashfs-root/"))
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let kind = f[0].chars().next().unwrap();
+            let perms = &f[0][1..];
+            let mode = perms
+                .as_bytes()
+                .chunks(3)
+                .map(|c| {
+                    c.iter()
+                        .zip([4, 2, 1])
+                        .filter(|(b, _)| **b != b'-')
+                        .map(|(_, v)| v)
+                        .sum::<u32>()
+                })
+                .fold(0, |m, d| m * 8 + d);
+            let path = f[5].trim_start_matches("squashfs-root").to_owned();
+            let target = (kind == 'l').then(|| f[7].to_owned());
+            let size = (kind == '-').then(|| f[2].parse().unwrap());
+            (
+                path,
+                (kind, format!("{mode:04o}"), f[1].to_owned(), size, target),
+            )
+        })
+        .collect()
+}
+
+fn part_of(m: &serde_json::Value, roots: &[&str]) -> Listing {
+    m["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| {
+            roots
+                .iter()
+                .any(|r| f["path"].as_str().unwrap().starts_with(r))
+        })
+        .map(|f| {
+            let kind = match f["type"].as_str().unwrap() {
+                "dir" => 'd',
+                "file" => '-',
+                _ => 'l',
+            };
+            let mode = if kind == 'l' {
+                "0777".to_owned()
+            } else {
+                f["mode"].as_str().unwrap().to_owned()
+            };
+            let owner = format!(
+                "{}/{}",
+                if f["uid"] == 0 { "root" } else { "?" },
+                if f["gid"] == 0 { "root" } else { "?" }
+            );
+            (
+                f["path"].as_str().unwrap().to_owned(),
+                (
+                    kind,
+                    mode,
+                    owner,
+                    f["size"].as_u64(),
+                    f["target"].as_str().map(str::to_owned),
+                ),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn sysext_and_confext_hold_exactly_their_part_of_the_manifest() {
+    require_tool("unsquashfs");
+    let p = Project::new();
+    let dir = p.build_sample("master-1");
+    let m = manifest(&dir);
+    let sysext = dir.join("extensions/kubemint-master-1.raw");
+    let confext = dir.join("confexts/kubemint-master-1.raw");
+    assert_eq!(listing(&sysext), part_of(&m, &["/usr", "/opt"]));
+    assert_eq!(listing(&confext), part_of(&m, &["/etc"]));
+    // Extracted, every file hashes as manifest.json says.
+    let all = manifest_files(&m);
+    for (image, roots) in [(&sysext, ["/usr", "/opt"]), (&confext, ["/etc", "/etc"])] {
+        let out = tempfile::tempdir().unwrap();
+        let x = out.path().join("x");
+        ok(&format!(
+            "unsquashfs -no-xattrs -d '{}' '{}'",
+            x.display(),
+            image.display()
+        ));
+        let want: BTreeMap<_, _> = all
+            .iter()
+            .filter(|(p, _)| roots.iter().any(|r| p.starts_with(r)))
+            .map(|(p, v)| (p.clone(), v.clone()))
+            .collect();
+        assert_eq!(
+            as_manifest_files(&snapshot(&x)),
+            want,
+            "{}",
+            image.display()
+        );
+    }
+    // Each carries the extension-release file its name requires.
+    let names: Vec<String> = listing(&sysext)
+        .into_keys()
+        .chain(listing(&confext).into_keys())
+        .collect();
+    assert!(
+        names.contains(
+            &"/usr/lib/extension-release.d/extension-release.kubemint-master-1".to_owned()
+        )
+    );
+    assert!(
+        names.contains(&"/etc/extension-release.d/extension-release.kubemint-master-1".to_owned())
+    );
+    let release = ok(&format!(
+        "unsquashfs -cat '{}' etc/extension-release.d/extension-release.kubemint-master-1",
+        confext.display()
+    ));
+    assert!(
+        release.contains("ID=_any\n") && release.contains("CONFEXT_ID=kubemint-master-1\n"),
+        "{release}"
+    );
+}
+
+#[test]
+fn systemd_dissect_takes_both_sysext_forms() {
+    require_tool("systemd-dissect");
+    let p = Project::new();
+    let dir = p.build_sample("master-2");
+    for image in [
+        "extensions/kubemint-master-2.raw",
+        "disk/kubemint-master-2.raw",
+    ] {
+        let out = ok(&format!("systemd-dissect '{}'", dir.join(image).display()));
+        assert!(out.contains("✓ extension for system"), "{image}:\n{out}");
+        assert!(
+            out.contains("SYSEXT_ID=kubemint-master-2"),
+            "{image}:\n{out}"
+        );
+    }
+    let disk = ok(&format!(
+        "systemd-dissect '{}'",
+        dir.join("disk/kubemint-master-2.raw").display()
+    ));
+    assert!(
+        disk.contains("usr-x86-64") && disk.contains(" usr "),
+        "{disk}"
+    );
+}
+
+#[test]
+fn gpt_image_is_valid_with_content_derived_guids() {
+    require_tool("sfdisk");
+    require_tool("sgdisk");
+    let (a, b) = (Project::new(), Project::new());
+    a.ok(&["build-image", "master-1", "master-2", "--sample"]);
+    b.ok(&["build-image", "master-1", "--sample"]);
+    let dump = |p: &Project, profile: &str| {
+        let image = p.path().join(format!(
+            "target/images/sample/{profile}/disk/kubemint-{profile}.raw"
+        ));
+        let out = ok(&format!("sgdisk -v '{}'", image.display()));
+        assert!(out.contains("No problems found"), "{out}");
+        ok(&format!("sfdisk --dump '{}'", image.display()))
+            .replace(&image.display().to_string(), "IMAGE")
+    };
+    let m1 = dump(&a, "master-1");
+    assert!(
+        m1.contains("type=8484680C-9521-48C6-9C11-B0720656F69E"),
+        "{m1}"
+    );
+    assert!(
+        m1.contains("sector-size: 512") && m1.contains("start=        2048"),
+        "{m1}"
+    );
+    assert_eq!(dump(&b, "master-1"), m1, "two builds gave different GUIDs");
+    let m2 = dump(&a, "master-2");
+    let guids = |d: &str| {
+        d.lines()
+            .filter(|l| l.starts_with("label-id") || l.contains("uuid="))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(guids(&m1).len(), 2);
+    assert!(
+        guids(&m1).iter().zip(guids(&m2)).all(|(x, y)| *x != y),
+        "master-1 and master-2 share a GUID"
+    );
+    let m = manifest(&a.path().join("target/images/sample/master-1"));
+    assert!(
+        m1.to_lowercase()
+            .contains(m["disk"]["disk_guid"].as_str().unwrap()),
+        "{m1}"
+    );
+    assert!(
+        m1.to_lowercase()
+            .contains(m["disk"]["partitions"][0]["uuid"].as_str().unwrap()),
+        "{m1}"
+    );
+}
