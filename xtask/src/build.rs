@@ -309,77 +309,23 @@ fn write_outputs(
         .tempdir_in(out_root)
         .map_err(io_err(out_root))?;
     let dir = staging.path();
-    let mut outputs = Vec::new();
-
-    let payload_name = format!("{}.tar.gz", plan.profile);
-    let payload_path = dir.join(&payload_name);
-    let bar = progress.bar(&payload_name, Some(tree.content_size()));
-    let file = create(&payload_path)?;
-    let (file, written) = payload::write_tar_gz(
-        tree,
-        plan.epoch,
-        BufWriter::with_capacity(1 << 20, file),
-        &bar,
-    )
-    .map_err(io_err(&payload_path))?;
-    finish_file(file, &payload_path)?;
-    bar.finish();
-    outputs.push(Output {
-        kind: "payload".into(),
-        path: payload_name,
-        size: written.size,
-        sha256: written.sha256.clone(),
+    // The three packers read the same tree and write different files: run them side by side.
+    let (installer, oci, disk) = std::thread::scope(|s| {
+        let installer = s.spawn(|| write_payload_and_installer(plan, tree, dir, progress));
+        let oci = s.spawn(|| write_oci(plan, tree, dir, packing, progress));
+        let disk = write_disk_images(plan, tree, dir, progress);
+        let installer = installer
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        let oci = oci.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (installer, oci, disk)
     });
-
-    let installer_name = format!("{}-install.sh", plan.profile);
-    let installer_path = dir.join(&installer_name);
-    let out = crate::hash::Sha256Writer::new(BufWriter::new(create(&installer_path)?));
-    let out = installer::write(plan, tree, &payload_path, &written.sha256, out)
-        .map_err(io_err(&installer_path))?;
-    let (file, sha256, size) = out.finish();
-    finish_file(file, &installer_path)?;
-    outputs.push(Output {
-        kind: "installer".into(),
-        path: installer_name,
-        size,
-        sha256,
-    });
-
-    progress.step(&format!("writing the OCI image of {}", plan.profile));
-    let layout = dir.join("oci");
-    let image = oci::write_layout(
-        plan,
-        tree,
-        packing.compression,
-        &layout,
-        packing.cache,
-        progress,
-    )
-    .map_err(io_err(&layout))?;
-    let (size, sha256) = oci::layout_identity(&layout).map_err(io_err(&layout))?;
-    outputs.push(Output {
-        kind: "oci-layout".into(),
-        path: "oci".into(),
-        size,
-        sha256,
-    });
-    let archive_name = format!("{}.oci.tar", plan.profile);
-    let archive_path = dir.join(&archive_name);
-    let out =
-        crate::hash::Sha256Writer::new(BufWriter::with_capacity(1 << 20, create(&archive_path)?));
-    let out = oci::write_archive(&layout, plan.epoch, out).map_err(io_err(&archive_path))?;
-    let (file, sha256, size) = out.finish();
-    finish_file(file, &archive_path)?;
-    outputs.push(Output {
-        kind: "oci-archive".into(),
-        path: archive_name,
-        size,
-        sha256,
-    });
-
-    progress.step(&format!("writing the disk images of {}", plan.profile));
-    let (disk_outputs, ddi) = write_disk_images(plan, tree, dir)?;
+    let mut outputs = installer?;
+    let (oci_outputs, image) = oci?;
+    outputs.extend(oci_outputs);
+    let (disk_outputs, ddi) = disk?;
     outputs.extend(disk_outputs);
+    let layout = dir.join("oci");
 
     let manifest = Manifest::new(
         plan,
@@ -427,6 +373,93 @@ fn write_outputs(
     })
 }
 
+/// `<profile>.tar.gz` and the installer that carries it.
+fn write_payload_and_installer(
+    plan: &Plan,
+    tree: &Tree,
+    dir: &Path,
+    progress: &Progress,
+) -> Result<Vec<Output>, BuildError> {
+    let payload_name = format!("{}.tar.gz", plan.profile);
+    let payload_path = dir.join(&payload_name);
+    let bar = progress.bar(&payload_name, Some(tree.content_size()));
+    let file = BufWriter::with_capacity(1 << 20, create(&payload_path)?);
+    let (file, written) =
+        payload::write_tar_gz(tree, plan.epoch, file, &bar).map_err(io_err(&payload_path))?;
+    finish_file(file, &payload_path)?;
+    bar.finish();
+    let payload = Output {
+        kind: "payload".into(),
+        path: payload_name,
+        size: written.size,
+        sha256: written.sha256,
+    };
+
+    let installer_name = format!("{}-install.sh", plan.profile);
+    let installer_path = dir.join(&installer_name);
+    let out = crate::hash::Sha256Writer::new(BufWriter::new(create(&installer_path)?));
+    let out = installer::write(plan, tree, &payload_path, &payload.sha256, out)
+        .map_err(io_err(&installer_path))?;
+    let (file, sha256, size) = out.finish();
+    finish_file(file, &installer_path)?;
+    Ok(vec![
+        payload,
+        Output {
+            kind: "installer".into(),
+            path: installer_name,
+            size,
+            sha256,
+        },
+    ])
+}
+
+/// The OCI image layout `oci/` and the same as `<profile>.oci.tar`.
+fn write_oci(
+    plan: &Plan,
+    tree: &Tree,
+    dir: &Path,
+    packing: &mut Packing<'_>,
+    progress: &Progress,
+) -> Result<(Vec<Output>, oci::Image), BuildError> {
+    progress.step(&format!("writing the OCI image of {}", plan.profile));
+    let layout = dir.join("oci");
+    let image = oci::write_layout(
+        plan,
+        tree,
+        packing.compression,
+        &layout,
+        packing.cache,
+        progress,
+    )
+    .map_err(io_err(&layout))?;
+    let (size, sha256) = oci::layout_identity(&layout).map_err(io_err(&layout))?;
+    let layout_row = Output {
+        kind: "oci-layout".into(),
+        path: "oci".into(),
+        size,
+        sha256,
+    };
+    let archive_name = format!("{}.oci.tar", plan.profile);
+    let archive_path = dir.join(&archive_name);
+    let out =
+        crate::hash::Sha256Writer::new(BufWriter::with_capacity(1 << 20, create(&archive_path)?));
+    let out = oci::write_archive(&layout, plan.epoch, out).map_err(io_err(&archive_path))?;
+    let (file, sha256, size) = out.finish();
+    finish_file(file, &archive_path)?;
+    Ok((
+        vec![
+            layout_row,
+            Output {
+                kind: "oci-archive".into(),
+                path: archive_name,
+                size,
+                sha256,
+            },
+        ],
+        image,
+    ))
+}
+
 /// The system extension (`/usr`, `/opt`), the configuration extension (`/etc`) and the system
 /// extension as a GPT disk image, each named `kubemint-<profile>.raw` as its extension-release
 /// file requires, in `extensions/`, `confexts/` and `disk/` (the directories systemd reads them
@@ -435,7 +468,9 @@ fn write_disk_images(
     plan: &Plan,
     tree: &Tree,
     dir: &Path,
+    progress: &Progress,
 ) -> Result<(Vec<Output>, disk::Ddi), BuildError> {
+    progress.step(&format!("writing the disk images of {}", plan.profile));
     let name = format!("kubemint-{}.raw", plan.profile);
     let within = |p: &str, root: &str| p == root || p.starts_with(&format!("{root}/"));
     let mut outputs = Vec::new();

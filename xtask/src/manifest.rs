@@ -57,6 +57,7 @@ pub struct Generator {
     pub name: String,
     pub version: String,
     pub compressor: String,
+    pub squashfs: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -138,6 +139,7 @@ impl Manifest {
                 name: crate::GENERATOR.to_owned(),
                 version: crate::VERSION.to_owned(),
                 compressor: crate::pack::payload::COMPRESSOR.to_owned(),
+                squashfs: crate::pack::disk::SQUASHFS.to_owned(),
             },
             files: file_rows(tree),
             outputs,
