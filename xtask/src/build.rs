@@ -26,8 +26,8 @@ use std::path::{Path, PathBuf};
 pub struct Options {
     /// The project: `profiles/`, `images/`, `vendor/` live here.
     pub root: PathBuf,
-    /// Where the profiles are (default `<root>/profiles`), e.g. `profiles/upgrade`.
-    pub profiles_dir: Option<PathBuf>,
+    /// Where the profiles are: `<root>/profiles`, or another set such as `profiles/upgrade`.
+    pub profiles_dir: PathBuf,
     pub profiles: Vec<String>,
     /// Build against this lock entry instead of the profiles' `release`.
     pub release: Option<String>,
@@ -108,14 +108,11 @@ pub fn build(opts: &Options, progress: &Progress) -> Result<Vec<Built>, BuildErr
         return Err(BuildError::NoProfiles);
     }
     // Resolve everything first and report every profile problem at once.
-    let profiles_dir = opts
-        .profiles_dir
-        .clone()
-        .unwrap_or_else(|| opts.root.join("profiles"));
+    let profiles_dir = &opts.profiles_dir;
     let mut profiles = Vec::new();
     let mut problems = Vec::new();
     for name in &opts.profiles {
-        match profile::load(&profiles_dir, name) {
+        match profile::load(profiles_dir, name) {
             Ok(p) => profiles.push(p),
             Err(e) => problems.push(e),
         }
@@ -169,7 +166,7 @@ pub fn build(opts: &Options, progress: &Progress) -> Result<Vec<Built>, BuildErr
     }
 
     // Every flag, config version and known pitfall, before any input is looked for.
-    let report = check::preflight(&profiles_dir, &plans);
+    let report = check::preflight(profiles_dir, &plans);
     if report.errors() > 0 {
         return Err(BuildError::Check(report.render().trim_end().to_owned()));
     }

@@ -10,7 +10,12 @@ use std::path::{Path, PathBuf};
 
 /// kubemint: Kubernetes control-plane machines built as reproducible, hash-pinned images.
 #[derive(Parser, Debug)]
-#[command(name = "cargo xtask", version, propagate_version = true)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    version,
+    propagate_version = true
+)]
 struct Cli {
     /// The kubemint checkout (default: found upwards from the current directory)
     #[arg(short = 'C', long, global = true, value_name = "DIR")]
@@ -21,7 +26,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Build each profile's image: payload tar.gz, installer, manifest.json, SHA256SUMS
+    /// Build each profile's image: payload, installer, OCI image, sysext/confext/disk images, manifest.json
     BuildImage(BuildImage),
     /// Check profiles against the release they target: flags, config versions, known pitfalls
     Check(CheckArgs),
@@ -35,21 +40,44 @@ enum Command {
     Bench(kubemint::bench::Options),
 }
 
+/// Which profiles a command works on.
 #[derive(Args, Debug)]
-struct BuildImage {
-    /// Profiles to build, by name (profiles/<NAME>.toml)
+struct Selection {
+    /// Profiles by name (<profiles directory>/<NAME>.toml)
     #[arg(
         value_name = "PROFILE",
         required_unless_present = "all",
         conflicts_with = "all"
     )]
     profiles: Vec<String>,
-    /// Build every profile in the profiles directory (those no other profile inherits)
+    /// Every profile in the profiles directory (those no other profile inherits)
     #[arg(long)]
     all: bool,
     /// The profiles directory (default profiles/), e.g. profiles/upgrade
     #[arg(long = "profiles", value_name = "DIR")]
     profiles_dir: Option<PathBuf>,
+}
+
+impl Selection {
+    /// The profiles directory and the profile names, `--all` expanded.
+    fn resolve(self, root: &Path) -> Result<(PathBuf, Vec<String>)> {
+        let dir = root.join(
+            self.profiles_dir
+                .unwrap_or_else(|| PathBuf::from("profiles")),
+        );
+        let names = if self.all {
+            kubemint::profile::list(&dir)?
+        } else {
+            self.profiles
+        };
+        Ok((dir, names))
+    }
+}
+
+#[derive(Args, Debug)]
+struct BuildImage {
+    #[command(flatten)]
+    selection: Selection,
     /// Build against this release from the lock instead of the profile's
     #[arg(long, value_name = "NAME")]
     release: Option<String>,
@@ -72,19 +100,8 @@ struct BuildImage {
 
 #[derive(Args, Debug)]
 struct CheckArgs {
-    /// Profiles to check, by name
-    #[arg(
-        value_name = "PROFILE",
-        required_unless_present = "all",
-        conflicts_with = "all"
-    )]
-    profiles: Vec<String>,
-    /// Check every profile in the profiles directory
-    #[arg(long)]
-    all: bool,
-    /// The profiles directory (default profiles/), e.g. profiles/upgrade
-    #[arg(long = "profiles", value_name = "DIR")]
-    profiles_dir: Option<PathBuf>,
+    #[command(flatten)]
+    selection: Selection,
     /// Check against this release instead of the profiles' own: what breaks if they move to it
     #[arg(long, value_name = "NAME")]
     release: Option<String>,
@@ -153,12 +170,7 @@ fn run(cli: Cli) -> Result<()> {
     };
     match cli.command {
         Command::BuildImage(args) => {
-            let profiles_dir = args.profiles_dir.map(|d| root.join(d));
-            let profiles = if args.all {
-                kubemint::profile::list(profiles_dir.as_deref().unwrap_or(&root.join("profiles")))?
-            } else {
-                args.profiles
-            };
+            let (profiles_dir, profiles) = args.selection.resolve(&root)?;
             let epoch = match args.epoch {
                 Some(e) => Some(e),
                 None => source_date_epoch()?,
@@ -181,15 +193,7 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Check(args) => {
-            let profiles_dir = args
-                .profiles_dir
-                .map(|d| root.join(d))
-                .unwrap_or_else(|| root.join("profiles"));
-            let profiles = if args.all {
-                kubemint::profile::list(&profiles_dir)?
-            } else {
-                args.profiles
-            };
+            let (profiles_dir, profiles) = args.selection.resolve(&root)?;
             let opts = kubemint::check::Options {
                 root: root.clone(),
                 profiles_dir,

@@ -3,6 +3,7 @@
 //! KubeSchedulerConfiguration's version and its unauthenticated v1alpha1 endpoints.
 
 use super::cross::{Master, is_loopback};
+use super::flags::Stage;
 use super::yaml;
 use super::{Finding, Minor, Severity, audit, flag_value};
 use serde::Deserialize;
@@ -116,42 +117,30 @@ pub fn check_api_version(
             rows.first().map(|r| r.source.clone()).unwrap_or_default(),
         ));
     };
-    if minor < row.from {
-        return Some((
+    let (severity, message) = match Stage::of(Some(row.from), row.deprecated, row.removed, minor) {
+        Stage::NotYet { added } => (
             Severity::Error,
-            format!(
-                "apiVersion {api_version} is read from {}, not by {minor}",
-                row.from
-            ),
-            fix,
-            row.source.clone(),
-        ));
-    }
-    if let Some(removed) = row.removed
-        && minor >= removed
-    {
-        return Some((
+            format!("apiVersion {api_version} is read from {added}, not by {minor}"),
+        ),
+        Stage::Removed { removed, .. } => (
             Severity::Error,
             format!("apiVersion {api_version} was removed in {removed}"),
-            fix,
-            row.source.clone(),
-        ));
-    }
-    if let Some(deprecated) = row.deprecated
-        && minor >= deprecated
-    {
-        let until = row
-            .removed
-            .map(|r| format!(", removed in {r}"))
-            .unwrap_or_default();
-        return Some((
-            Severity::Warning,
-            format!("apiVersion {api_version} is deprecated since {deprecated}{until}"),
-            fix,
-            row.source.clone(),
-        ));
-    }
-    None
+        ),
+        Stage::Deprecated {
+            deprecated,
+            removed,
+        } => {
+            let until = removed
+                .map(|r| format!(", removed in {r}"))
+                .unwrap_or_default();
+            (
+                Severity::Warning,
+                format!("apiVersion {api_version} is deprecated since {deprecated}{until}"),
+            )
+        }
+        Stage::Current => return None,
+    };
+    Some((severity, message, fix, row.source.clone()))
 }
 
 /// Checks the rendered configuration files a master's flags point at.

@@ -312,55 +312,56 @@ pub fn check(
             .as_deref()
             .map(|n| format!(": {n}"))
             .unwrap_or_default();
-        if let Some(added) = row.added
-            && minor < added
-        {
-            out.push(
-                base(
-                    sev(Severity::Error),
-                    format!("added in {added}, unknown to {minor}{unverified}"),
-                )
-                .fix(format!("remove --{name}, or target {added} or later"))
-                .source(&row.source),
-            );
-            continue;
-        }
-        if let Some(removed) = row.removed
-            && minor >= removed
-        {
-            let since = row
-                .deprecated
-                .map(|d| format!(" (deprecated since {d})"))
-                .unwrap_or_default();
-            out.push(
-                base(
-                    sev(Severity::Error),
-                    format!("removed in {removed}{since}{note}{unverified}"),
-                )
-                .fix(replace_or_remove(name, row.instead.as_deref()))
-                .source(&row.source),
-            );
-            continue;
-        }
-        if let Some(deprecated) = row.deprecated
-            && minor >= deprecated
-        {
-            let until = row
-                .removed
-                .map(|r| format!(", removed in {r}"))
-                .unwrap_or_default();
-            out.push(
-                base(
-                    Severity::Warning,
-                    format!("deprecated since {deprecated}{until}{note}{unverified}"),
-                )
-                .fix(
-                    row.deprecated_fix
-                        .clone()
-                        .unwrap_or_else(|| replace_or_remove(name, row.instead.as_deref())),
-                )
-                .source(&row.source),
-            );
+        match Stage::of(row.added, row.deprecated, row.removed, minor) {
+            Stage::NotYet { added } => {
+                out.push(
+                    base(
+                        sev(Severity::Error),
+                        format!("added in {added}, unknown to {minor}{unverified}"),
+                    )
+                    .fix(format!("remove --{name}, or target {added} or later"))
+                    .source(&row.source),
+                );
+                continue;
+            }
+            Stage::Removed {
+                removed,
+                deprecated,
+            } => {
+                let since = deprecated
+                    .map(|d| format!(" (deprecated since {d})"))
+                    .unwrap_or_default();
+                out.push(
+                    base(
+                        sev(Severity::Error),
+                        format!("removed in {removed}{since}{note}{unverified}"),
+                    )
+                    .fix(replace_or_remove(name, row.instead.as_deref()))
+                    .source(&row.source),
+                );
+                continue;
+            }
+            Stage::Deprecated {
+                deprecated,
+                removed,
+            } => {
+                let until = removed
+                    .map(|r| format!(", removed in {r}"))
+                    .unwrap_or_default();
+                out.push(
+                    base(
+                        Severity::Warning,
+                        format!("deprecated since {deprecated}{until}{note}{unverified}"),
+                    )
+                    .fix(
+                        row.deprecated_fix
+                            .clone()
+                            .unwrap_or_else(|| replace_or_remove(name, row.instead.as_deref())),
+                    )
+                    .source(&row.source),
+                );
+            }
+            Stage::Current => {}
         }
         for rule in &row.rules {
             if let Some(f) = check_rule(rule, &flag.value, flags, minor) {
@@ -818,5 +819,46 @@ source = "s"
             [Severity::Error]
         );
         assert!(run(t, "kube-controller-manager", &[("port", "0")], 22).is_empty());
+    }
+}
+
+/// Where a release stands in the life of a flag or an apiVersion.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Not added yet in this release.
+    NotYet {
+        added: Minor,
+    },
+    Current,
+    Deprecated {
+        deprecated: Minor,
+        removed: Option<Minor>,
+    },
+    Removed {
+        removed: Minor,
+        deprecated: Option<Minor>,
+    },
+}
+
+impl Stage {
+    /// The stage of something `added`, `deprecated` and `removed` in those releases, at `minor`.
+    pub fn of(
+        added: Option<Minor>,
+        deprecated: Option<Minor>,
+        removed: Option<Minor>,
+        minor: Minor,
+    ) -> Stage {
+        match (added, deprecated, removed) {
+            (Some(added), _, _) if minor < added => Stage::NotYet { added },
+            (_, deprecated, Some(removed)) if minor >= removed => Stage::Removed {
+                removed,
+                deprecated,
+            },
+            (_, Some(deprecated), removed) if minor >= deprecated => Stage::Deprecated {
+                deprecated,
+                removed,
+            },
+            _ => Stage::Current,
+        }
     }
 }
