@@ -207,7 +207,7 @@ fn seed_set_at_1_33_lists_exactly_the_edits_an_upgrade_needs() {
     let human = text(&p.run(&["check", "master-1", "--release", "v1.33.5"]).stdout);
     for want in [
         "error: master-1: kube-apiserver: --kubelet-https: removed in v1.22 (deprecated since v1.19): kubelet connections are always https; fix: remove --kubelet-https\n",
-        "error: master-1: kube-apiserver: --insecure-port: removed in v1.24 (deprecated since v1.10); fix: replace --insecure-port with --secure-port\n",
+        "error: master-1: kube-apiserver: --insecure-port: removed in v1.24 (deprecated since v1.10); fix: remove --insecure-port (--secure-port is already set)\n",
         "error: master-1: kube-apiserver: --service-account-issuer: missing: required from v1.20, startup fails without it; fix: add --service-account-issuer (the issuer URL of service-account tokens, e.g. https://kubernetes.default.svc.cluster.local)\n",
         "error: master-1: kube-apiserver: --log-dir: removed in v1.26 (deprecated since v1.23); fix: remove --log-dir: the components log to stderr, which journald keeps\n",
         "warning: master-1: kube-apiserver: --apiserver-count: deprecated since v1.24",
@@ -659,4 +659,27 @@ fn the_audit_policy_is_validated_as_the_apiserver_loads_it() {
             ),
         ]
     );
+}
+
+#[test]
+fn build_image_shows_warnings_and_refuses_a_misspelt_flag() {
+    let p = Project::new();
+    let out = p.ok(&["build-image", "master-1", "--sample"]);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("warning: master-1: kube-apiserver: --enable-swagger-ui: deprecated"),
+        "{stderr}"
+    );
+    edit(
+        &p,
+        "profiles/cluster.toml",
+        "kubelet-https = true",
+        "kubelet-htps = true",
+    );
+    let err = p.fails(&["build-image", "master-1", "--sample"]);
+    assert!(
+        err.contains("--kubelet-htps: not a flag of kube-apiserver: did you mean --kubelet-https?"),
+        "{err}"
+    );
+    assert!(err.contains("refusing to build"), "{err}");
 }

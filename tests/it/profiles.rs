@@ -11,7 +11,7 @@ fn edit(p: &Project, file: &str, from: &str, to: &str) {
 }
 
 #[test]
-fn unknown_key_is_an_error_naming_file_and_key() {
+fn unknown_key_is_an_error_naming_file_and_key_beside_the_other_problems() {
     let p = Project::new();
     edit(
         &p,
@@ -19,9 +19,33 @@ fn unknown_key_is_an_error_naming_file_and_key() {
         "[host]\n",
         "[host]\nadress = \"10.10.10.23\"\n",
     );
+    edit(
+        &p,
+        "master-2.toml",
+        "address = \"10.10.10.23\"",
+        "address = \"10.10.10.323\"",
+    );
+    edit(
+        &p,
+        "cluster.toml",
+        "epoch = 1558001600\n",
+        "epoch = 1558001600\nbogus = true\n",
+    );
     let err = p.fails(&["build-image", "master-2", "--sample"]);
-    assert!(err.contains("profiles/master-2.toml"), "{err}");
-    assert!(err.contains("unknown field `adress`"), "{err}");
+    assert!(
+        err.contains(
+            "profiles/master-2.toml: host.adress: unknown key (known here: name, address)"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("profiles/cluster.toml: bogus: unknown key"),
+        "{err}"
+    );
+    assert!(
+        err.contains("profiles/master-2.toml: host.address: \"10.10.10.323\" is not an IP address"),
+        "{err}"
+    );
 }
 
 #[test]

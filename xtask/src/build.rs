@@ -78,6 +78,10 @@ pub enum BuildError {
     Secret(#[from] SecretError),
     #[error("{profile}: {source}")]
     Tree { profile: String, source: TreeError },
+    #[error(
+        "{profile}: {path}: the disk image's usr-x86-64 partition carries only /usr; move what is in /opt below /usr (e.g. paths.bin_dir)"
+    )]
+    OptInDisk { profile: String, path: String },
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
 }
@@ -103,7 +107,14 @@ pub fn out_root(opts: &Options) -> PathBuf {
 }
 
 /// Builds every profile in `opts`, each into `<out root>/<profile>/`.
-pub fn build(opts: &Options, progress: &Progress) -> Result<Vec<Built>, BuildError> {
+/// What a build made, and what its checks warned about (errors stop it before this).
+#[derive(Debug)]
+pub struct Outcome {
+    pub built: Vec<Built>,
+    pub checks: check::Report,
+}
+
+pub fn build(opts: &Options, progress: &Progress) -> Result<Outcome, BuildError> {
     if opts.profiles.is_empty() {
         return Err(BuildError::NoProfiles);
     }
@@ -243,7 +254,10 @@ pub fn build(opts: &Options, progress: &Progress) -> Result<Vec<Built>, BuildErr
             progress,
         )?);
     }
-    Ok(built)
+    Ok(Outcome {
+        built,
+        checks: report,
+    })
 }
 
 /// The tree a plan describes, binaries taken from their spooled copies.
@@ -488,7 +502,14 @@ fn write_disk_images(
             sha256,
         });
     }
-    // The disk image's usr partition holds /usr itself as its file system root.
+    // The disk image's usr partition holds /usr itself as its file system root: it has no room
+    // for /opt, so a tree with anything there cannot be one without losing it.
+    if let Some((path, _)) = tree.iter().find(|(p, _)| within(p, "/opt")) {
+        return Err(BuildError::OptInDisk {
+            profile: plan.profile.clone(),
+            path: path.to_owned(),
+        });
+    }
     let folder = dir.join("disk");
     std::fs::create_dir(&folder).map_err(io_err(&folder))?;
     let usr = tempfile::Builder::new()

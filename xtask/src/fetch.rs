@@ -34,6 +34,8 @@ pub enum FetchError {
     },
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
+    #[error("{} releases failed:\n{}", .0.len(), .0.join("\n"))]
+    Several(Vec<String>),
 }
 
 /// Fetches each release in `names` (every release in the lock when empty).
@@ -52,10 +54,22 @@ pub fn fetch(
             .map(|n| lock.get(n, &vendor).cloned())
             .collect::<Result<_, _>>()?
     };
-    releases
-        .iter()
-        .map(|r| fetch_one(&vendor, r, progress))
-        .collect()
+    // Every release is tried, and every failure reported, not only the first.
+    let mut fetched = Vec::new();
+    let mut failed = Vec::new();
+    for r in &releases {
+        match fetch_one(&vendor, r, progress) {
+            Ok(f) => fetched.push(f),
+            Err(e) => failed.push(e),
+        }
+    }
+    match failed.len() {
+        0 => Ok(fetched),
+        1 => Err(failed.remove(0)),
+        _ => Err(FetchError::Several(
+            failed.iter().map(|e| e.to_string()).collect(),
+        )),
+    }
 }
 
 /// Makes sure `release` is in the store, downloading it if needed.

@@ -81,6 +81,9 @@ pub struct Secret {
     pub mode: String,
     pub used_by: Vec<String>,
     pub purpose: String,
+    /// Delivered only to some masters (the admin key): its absence is not a problem.
+    #[serde(default)]
+    pub optional: bool,
 }
 
 /// A symlink; `path` and `target` are templates.

@@ -185,7 +185,14 @@ fn run(cli: Cli) -> Result<()> {
                 epoch,
                 layer_compression: args.layer_compression,
             };
-            let built = build::build(&opts, &progress)?;
+            let build::Outcome { built, checks } = build::build(&opts, &progress)?;
+            for warning in checks
+                .findings
+                .iter()
+                .filter(|f| f.severity == kubemint::check::Severity::Warning)
+            {
+                eprintln!("{warning}");
+            }
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&built)?);
             } else {
@@ -207,7 +214,7 @@ fn run(cli: Cli) -> Result<()> {
                 print!("{}", report.render());
             }
             if report.errors() > 0 {
-                bail!("{} error(s): nothing was built", report.errors());
+                bail!("{} error(s) found", report.errors());
             }
         }
         Command::Plan(args) => {

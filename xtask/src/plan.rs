@@ -40,6 +40,8 @@ pub struct Secret {
     pub mode: String,
     pub used_by: Vec<String>,
     pub purpose: String,
+    /// Delivered only to some masters; its absence is not a problem.
+    pub optional: bool,
 }
 
 /// A member streamed out of the release into the tree.
@@ -260,6 +262,7 @@ pub fn plan(
             mode: format!("{mode:04o}"),
             used_by: s.used_by.clone(),
             purpose: s.purpose.clone(),
+            optional: s.optional,
         });
     }
     context =

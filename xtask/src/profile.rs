@@ -100,7 +100,8 @@ pub struct User {
     pub name: String,
 }
 
-/// Where things live on a master. `bin_dir` must be in `/usr` or `/opt` and `conf_dir` in `/etc`
+/// Where things live on a master. `bin_dir` must be in `/usr` (what a sysext's usr partition
+/// carries) and `conf_dir` in `/etc`
 /// (what an image carries); `install_dir` and `log_dir` are made at boot by tmpfiles.d.
 #[derive(Clone, Debug, Serialize)]
 pub struct Paths {
@@ -180,7 +181,8 @@ pub fn load(dir: &Path, name: &str) -> Result<Profile, ProfileError> {
             ),
         }]));
     }
-    let layers = load_chain(&leaf).map_err(fail)?;
+    let mut unknown = Vec::new();
+    let layers = load_chain(&leaf, &mut unknown).map_err(fail)?;
     let mut merged = toml::Table::new();
     let mut origins = BTreeMap::new();
     for (file, table, _) in layers.iter().rev() {
@@ -194,12 +196,23 @@ pub fn load(dir: &Path, name: &str) -> Result<Profile, ProfileError> {
         .into_iter()
         .map(|(path, _, sha256)| Source { path, sha256 })
         .collect();
-    resolve(name, raw, Origins { leaf, map: origins }, sources)
+    // Unknown keys are reported together with every other problem.
+    match resolve(name, raw, Origins { leaf, map: origins }, sources) {
+        Ok(profile) if unknown.is_empty() => Ok(profile),
+        Ok(_) => Err(finish(name, unknown)),
+        Err(e) => Err(finish(
+            name,
+            unknown.into_iter().chain(e.problems).collect(),
+        )),
+    }
 }
 
 /// Reads a profile file and every file it inherits, leaf first. Each file is checked on its
 /// own against the raw schema, so an unknown key is reported with its line.
-fn load_chain(leaf: &Path) -> Result<Vec<(PathBuf, toml::Table, String)>, Vec<Problem>> {
+fn load_chain(
+    leaf: &Path,
+    unknown: &mut Vec<Problem>,
+) -> Result<Vec<(PathBuf, toml::Table, String)>, Vec<Problem>> {
     let mut chain: Vec<(PathBuf, toml::Table, String)> = Vec::new();
     let mut next = Some(leaf.to_owned());
     while let Some(file) = next.take() {
@@ -208,14 +221,25 @@ fn load_chain(leaf: &Path) -> Result<Vec<(PathBuf, toml::Table, String)>, Vec<Pr
         }
         let text = std::fs::read_to_string(&file)
             .map_err(|e| vec![problem(&file, "", format!("cannot read: {e}"))])?;
-        let raw: RawProfile = toml::from_str(&text).map_err(|e| {
+        let syntax = |e: toml::de::Error| {
             vec![problem(
                 &file,
                 "",
                 e.to_string().trim_end().replace('\n', "\n    "),
             )]
-        })?;
-        let table: toml::Table = toml::from_str(&text).expect("valid toml parsed twice");
+        };
+        let mut table: toml::Table = toml::from_str(&text).map_err(syntax)?;
+        // Unknown keys are noted and dropped, so that the rest is still checked.
+        raw::remove_unknown(&mut table, "", &mut |key, known| {
+            unknown.push(problem(
+                &file,
+                key,
+                format!("unknown key (known here: {})", known.join(", ")),
+            ))
+        });
+        let raw: RawProfile = toml::Value::Table(table.clone())
+            .try_into()
+            .map_err(|e: toml::de::Error| vec![problem(&file, "", e.message().to_owned())])?;
         if let Some(parent) = &raw.inherit {
             let parent_path = file.parent().unwrap_or(Path::new("")).join(parent);
             if parent.contains('/') || !parent.ends_with(".toml") {
@@ -423,7 +447,7 @@ fn resolve(
         }
         Some(p)
     };
-    let bin_dir = path("paths.bin_dir", paths.bin_dir, &["/usr", "/opt"]);
+    let bin_dir = path("paths.bin_dir", paths.bin_dir, &["/usr"]);
     let install_dir = path("paths.install_dir", paths.install_dir, &[]);
     let log_dir = path("paths.log_dir", paths.log_dir, &[]);
     let conf_dir = path("paths.conf_dir", paths.conf_dir, &["/etc"]);
@@ -567,7 +591,7 @@ fn resolve_flag(
             "{name:?} is not a flag name: write it without '--', e.g. bind-address"
         ));
     }
-    let render = |s: &str| render::render_str(s, context).map_err(|e| format!("{e:#}"));
+    let render = |s: &str| render::render_str(s, context).map_err(|e| e.to_string());
     let templated = match &value {
         toml::Value::String(s) => s.contains("{{"),
         toml::Value::Array(items) => items
@@ -597,12 +621,9 @@ fn resolve_flag(
             ));
         }
     };
-    if let Some(c) = value
-        .chars()
-        .find(|c| *c == '\n' || *c == '\0' || *c == '\r')
-    {
+    if let Some(c) = value.chars().find(|c| c.is_control()) {
         return Err(format!(
-            "value {value:?} contains {c:?}: a flag value is one line"
+            "value {value:?} contains {c:?}: a flag value is one line of printable text"
         ));
     }
     if values_ok || !templated {
@@ -672,7 +693,7 @@ etcd_servers = ["https://10.10.10.22:2379"]
 [user]
 name = "k8s"
 [paths]
-bin_dir = "/opt/k8s/bin"
+bin_dir = "/usr/lib/k8s/bin"
 install_dir = "/data/k8s"
 log_dir = "/data/k8s/logs"
 conf_dir = "/etc/k8s"
@@ -756,7 +777,10 @@ etcd-servers = ["{{ cluster.etcd_servers[0] }}"]
         write(dir.path(), "m1.toml", "inherit = \"cluster.toml\"\n");
         let text = load(dir.path(), "m1").unwrap_err().to_string();
         assert!(text.contains("cluster.toml"), "{text}");
-        assert!(text.contains("unknown field `cluster2`"), "{text}");
+        assert!(
+            text.contains("cluster.toml: cluster2: unknown key (known here: inherit,"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -29,6 +29,19 @@ pub fn classify(name: &str, bytes: &[u8]) -> Option<&'static str> {
     if text.contains("-----BEGIN") && text.contains("PRIVATE KEY-----") {
         return Some("a PEM private key");
     }
+    if has_base64_private_key(&text) {
+        return Some("a base64-encoded PEM private key (e.g. client-key-data)");
+    }
+    if let Some(key) = text.lines().find_map(credential_key) {
+        return Some(match key {
+            "client-key-data" => "an embedded client key (client-key-data)",
+            "password" => "an embedded password",
+            _ => "an embedded token",
+        });
+    }
+    if has_jwt(&text) {
+        return Some("a JSON Web Token (eyJ….….…)");
+    }
     if has_bootstrap_token(&text) {
         return Some("a bootstrap token (xxxxxx.xxxxxxxxxxxxxxxx)");
     }
@@ -40,6 +53,66 @@ pub fn classify(name: &str, bytes: &[u8]) -> Option<&'static str> {
         return Some("a key or token file, by its name");
     }
     None
+}
+
+/// A `key: value` line (YAML, kubeconfig) whose key names a credential and whose value is set.
+fn credential_key(line: &str) -> Option<&'static str> {
+    let line = line.trim_start().trim_start_matches("- ");
+    let (key, value) = line.split_once(':')?;
+    let value = value.trim().trim_matches(['"', '\'']);
+    let key = ["client-key-data", "token", "password"]
+        .into_iter()
+        .find(|k| key.trim() == *k)?;
+    (!value.is_empty() && value != "null" && value != "~").then_some(key)
+}
+
+/// `eyJ…` (base64url JSON) in three dot-separated base64url segments: a JWT.
+fn has_jwt(text: &str) -> bool {
+    let b64url = |s: &str| {
+        s.len() >= 10
+            && s.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+    };
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || "-_.".contains(c)))
+        .any(|word| {
+            let parts: Vec<&str> = word.split('.').collect();
+            parts.len() == 3 && parts[0].starts_with("eyJ") && parts.iter().all(|p| b64url(p))
+        })
+}
+
+/// Base64 of "-----BEGIN" that decodes to a private key.
+fn has_base64_private_key(text: &str) -> bool {
+    text.match_indices("LS0tLS1CRUdJTi").any(|(i, _)| {
+        let run: String = text[i..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || "+/=".contains(*c))
+            .collect();
+        decode_base64(&run)
+            .is_some_and(|bytes| String::from_utf8_lossy(&bytes).contains("PRIVATE KEY"))
+    })
+}
+
+/// Standard base64 (RFC 4648), padding optional; `None` on a character outside the alphabet.
+fn decode_base64(s: &str) -> Option<Vec<u8>> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in s.trim_end_matches('=').bytes() {
+        acc = (acc << 6) | u32::from(value(c)?);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
 }
 
 /// `[a-z0-9]{6}\.[a-z0-9]{16}` standing alone: the bootstrap token format.
@@ -138,6 +211,29 @@ mod tests {
             .is_some()
         );
         assert!(classify("sa.key", b"").is_some());
+        let b64 = "LS0tLS1CRUdJTiBSU0EgUFJJVkFURSBLRVktLS0tLQpNSUlFCi0tLS0tRU5EIFJTQSBQUklWQVRFIEtFWS0tLS0tCg==";
+        assert_eq!(
+            classify("x", format!("    client-key-data: {b64}\n").as_bytes()),
+            Some("a base64-encoded PEM private key (e.g. client-key-data)")
+        );
+        assert_eq!(
+            classify("x", b"    client-key-data: QUJD\n"),
+            Some("an embedded client key (client-key-data)")
+        );
+        assert_eq!(
+            classify("x", b"  - name: a\n    token: s3cr3t\n"),
+            Some("an embedded token")
+        );
+        assert_eq!(
+            classify("x", b"password: \"hunter2\"\n"),
+            Some("an embedded password")
+        );
+        let jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW0ifQ.c2lnbmF0dXJlc2lnbmF0dXJl";
+        assert_eq!(
+            classify("x", format!("bearer {jwt}\n").as_bytes()),
+            Some("a JSON Web Token (eyJ….….…)")
+        );
+        assert_eq!(decode_base64("SGVsbG8="), Some(b"Hello".to_vec()));
         assert!(classify("etcd-key.pem", b"").is_some());
     }
 
@@ -157,6 +253,14 @@ mod tests {
                 "--tls-private-key-file=/etc/k8s/ssl/kubernetes-key.pem \\\n--etcd-servers=https://10.10.10.22:2379,https://10.10.10.23:2379\n",
             ),
             ("cert.pem", "-----BEGIN CERTIFICATE-----\n"),
+            (
+                "kubeconfig",
+                "    client-certificate-data: LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg==\n    token:\n",
+            ),
+            (
+                "policy",
+                "# token: see the docs\nomitStages:\n  - RequestReceived\n",
+            ),
         ] {
             assert_eq!(classify(name, text.as_bytes()), None, "{name}");
         }

@@ -245,6 +245,18 @@ impl Table {
             .map(|&i| &self.rows[i])
     }
 
+    /// The flag of `component` the table knows whose name is nearest `name`, if it is at most two
+    /// edits away: what a misspelt flag probably meant.
+    pub fn nearest(&self, component: &str, name: &str) -> Option<&str> {
+        self.index
+            .keys()
+            .filter(|(c, _)| c == component)
+            .map(|(_, n)| (edit_distance(n, name), n.as_str()))
+            .filter(|(d, _)| *d <= 2)
+            .min()
+            .map(|(_, n)| n)
+    }
+
     /// How many (component, flag) pairs the table describes.
     pub fn len(&self) -> usize {
         self.index.len()
@@ -265,8 +277,13 @@ pub fn table() -> &'static Table {
 }
 
 /// What replaces a flag, as an edit: "replace --a with --b", or "remove --a (…)".
-fn replace_or_remove(name: &str, instead: Option<&str>) -> String {
+/// The edit that resolves a removed or deprecated flag; `flags` are the component's, so a
+/// replacement already set is not suggested again.
+fn replace_or_remove(name: &str, instead: Option<&str>, flags: &[Flag]) -> String {
     match instead {
+        Some(i) if i.starts_with("--") && flags.iter().any(|f| f.name == i[2..]) => {
+            format!("remove --{name} ({i} is already set)")
+        }
         Some(i) if i.starts_with("--") => format!("replace --{name} with {i}"),
         Some(i) => format!("remove --{name}: {i}"),
         None => format!("remove --{name}"),
@@ -293,6 +310,17 @@ pub fn check(
                 .flag(name)
         };
         let Some(row) = table.row(component, name) else {
+            // A misspelling of a known flag is an error: the component would refuse to start.
+            if let Some(meant) = table.nearest(component, name) {
+                out.push(
+                    base(
+                        Severity::Error,
+                        format!("not a flag of {component}: did you mean --{meant}?"),
+                    )
+                    .fix(format!("rename --{name} to --{meant}")),
+                );
+                continue;
+            }
             out.push(
                 base(
                     Severity::Warning,
@@ -336,7 +364,7 @@ pub fn check(
                         sev(Severity::Error),
                         format!("removed in {removed}{since}{note}{unverified}"),
                     )
-                    .fix(replace_or_remove(name, row.instead.as_deref()))
+                    .fix(replace_or_remove(name, row.instead.as_deref(), flags))
                     .source(&row.source),
                 );
                 continue;
@@ -354,9 +382,9 @@ pub fn check(
                         format!("deprecated since {deprecated}{until}{note}{unverified}"),
                     )
                     .fix(
-                        row.deprecated_fix
-                            .clone()
-                            .unwrap_or_else(|| replace_or_remove(name, row.instead.as_deref())),
+                        row.deprecated_fix.clone().unwrap_or_else(|| {
+                            replace_or_remove(name, row.instead.as_deref(), flags)
+                        }),
                     )
                     .source(&row.source),
                 );
@@ -669,14 +697,45 @@ source = "s"
     }
 
     #[test]
-    fn unknown_flags_are_warnings() {
-        let f = run(table(), "kube-apiserver", &[("kubelet-htps", "true")], 14);
+    fn unknown_flags_are_warnings_and_misspellings_errors() {
+        let f = run(
+            table(),
+            "kube-apiserver",
+            &[("feature-gates", "A=true")],
+            14,
+        );
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].severity, Severity::Warning);
         assert!(
             f[0].message.contains("not in kubemint's flag table"),
             "{}",
             f[0]
+        );
+        let f = run(table(), "kube-apiserver", &[("kubelet-htps", "true")], 14);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].severity, Severity::Error);
+        assert!(
+            f[0].message.contains("did you mean --kubelet-https?"),
+            "{}",
+            f[0]
+        );
+        assert_eq!(
+            f[0].fix.as_deref(),
+            Some("rename --kubelet-htps to --kubelet-https")
+        );
+    }
+
+    #[test]
+    fn a_replacement_already_set_is_not_suggested_again() {
+        let f = run(
+            table(),
+            "kube-apiserver",
+            &[("insecure-port", "0"), ("secure-port", "6443")],
+            33,
+        );
+        assert_eq!(
+            f[0].fix.as_deref(),
+            Some("remove --insecure-port (--secure-port is already set)")
         );
     }
 
@@ -860,5 +919,36 @@ impl Stage {
             },
             _ => Stage::Current,
         }
+    }
+}
+
+/// Levenshtein distance between two flag names.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod nearest_tests {
+    use super::*;
+
+    #[test]
+    fn edit_distances() {
+        assert_eq!(edit_distance("kubelet-https", "kubelet-htps"), 1);
+        assert_eq!(edit_distance("v", "v"), 0);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("port", "address"), 6);
     }
 }

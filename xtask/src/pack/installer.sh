@@ -11,6 +11,8 @@
 # Usage: sh {{ profile }}-install.sh [--root DIR] [--secrets DIR [--only-secrets]] [--no-start]
 #        [--list] [--verify]
 set -eu
+# Modes come from the payload, never from the caller's umask.
+umask 022
 
 PROFILE='{{ profile }}'
 RELEASE='{{ release }}'
@@ -104,11 +106,12 @@ check_entry() {
     return $bad
 }
 
-# One line per declared secret: path, owner, group, mode. The files themselves are never here.
+# One line per declared secret: path, owner, group, mode, required or optional. The files
+# themselves are never here.
 secrets() {
     cat <<'KUBEMINT_SECRETS'
 {% for s in secrets %}
-{{ s.path }} {{ s.owner }} {{ s.group }} {{ s.mode }}
+{{ s.path }} {{ s.owner }} {{ s.group }} {{ s.mode }} {{ "optional" if s.optional else "required" }}
 {% endfor %}
 KUBEMINT_SECRETS
 }
@@ -122,12 +125,12 @@ id_of() {
     fi
 }
 
-# Every declared secret must be in the directory, or nothing at all is done.
+# Every required secret must be in the directory, or nothing at all is done.
 secrets_complete() {
     from=$1
     [ -d "$from" ] || die "--secrets $from is not a directory"
-    missing=$(secrets | while read -r path owner group mode; do
-        if [ ! -f "$from/${path##*/}" ]; then printf ' %s' "${path##*/}"; fi
+    missing=$(secrets | while read -r path owner group mode need; do
+        if [ "$need" = required ] && [ ! -f "$from/${path##*/}" ]; then printf ' %s' "${path##*/}"; fi
     done)
     [ -z "$missing" ] || die "--secrets $from lacks:$missing; nothing was installed"
 }
@@ -135,11 +138,16 @@ secrets_complete() {
 place_secrets() {
     from=$1
     secrets_complete "$from"
-    unknown=$(secrets | while read -r path owner group mode; do
+    unknown=$(secrets | while read -r path owner group mode need; do
+        if [ ! -f "$from/${path##*/}" ]; then continue; fi
         if [ -z "$(id_of passwd "$owner")" ] || [ -z "$(id_of group "$group")" ]; then printf ' %s' "$owner:$group"; fi
     done)
     [ -z "$unknown" ] || die "cannot give secrets their owners: unknown in $ROOT:$unknown (installing into / creates the service user; an image root has it once booted); no secret was placed"
-    secrets | while read -r path owner group mode; do
+    secrets | while read -r path owner group mode need; do
+        if [ ! -f "$from/${path##*/}" ]; then
+            say "optional secret ${path##*/} not in $from: not placed"
+            continue
+        fi
         dest=$BASE$path
         mkdir -p "${dest%/*}"
         tmp=$(mktemp "${dest%/*}/.kubemint-secret.XXXXXX")
@@ -148,7 +156,7 @@ place_secrets() {
         chown "$(id_of passwd "$owner"):$(id_of group "$group")" "$tmp"
         mv -f "$tmp" "$dest"
     done
-    say "placed $(secrets | wc -l | tr -d ' ') secrets from $from with their declared owners and modes (contents not shown)"
+    say "placed the secrets in $from with their declared owners and modes (contents not shown)"
 }
 
 list() {
