@@ -131,7 +131,7 @@ fn components_run_as_the_guide_says_with_insecure_ports_closed() {
         newer_out.to_str().unwrap(),
     ]);
     let newer = ok(&format!(
-        "tar -xzOf '{}/newer/sample/master-2/master-2.tar.gz' etc/k8s/kubernetes/kube-scheduler.yaml",
+        "tar -xzOf '{}/newer/sample/upgrade/master-2/master-2.tar.gz' etc/k8s/kubernetes/kube-scheduler.yaml",
         p.path().display()
     ));
     assert!(

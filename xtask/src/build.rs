@@ -56,8 +56,14 @@ pub struct Built {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("no profile given: name one or more (e.g. master-1), or pass --all")]
-    NoProfiles,
+    #[error(
+        "no profile to build: name one or more (e.g. master-1), or pass --all with a profiles directory that has some (looked in {0})"
+    )]
+    NoProfiles(PathBuf),
+    #[error(
+        "epoch {0} is after 2106: squashfs keeps 32-bit times; pass a smaller --epoch or SOURCE_DATE_EPOCH"
+    )]
+    Epoch(u64),
     #[error(
         "{0}\nrefusing to build: fix the errors above, or see them again with `cargo xtask check`"
     )]
@@ -94,19 +100,25 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> BuildError + '_ {
 }
 
 /// The output root for these options.
+/// The output root for these options: `target/images` (or `--out`), then `sample/` for a
+/// sample build, then the profile set's directory name when it is not `profiles/` (so
+/// `profiles/upgrade` builds land in `…/upgrade/` and never replace the seed set's).
 pub fn out_root(opts: &Options) -> PathBuf {
-    let base = opts
+    let mut base = opts
         .out
         .clone()
         .unwrap_or_else(|| opts.root.join("target").join("images"));
     if opts.sample {
-        base.join("sample")
-    } else {
-        base
+        base = base.join("sample");
     }
+    if opts.profiles_dir != opts.root.join("profiles")
+        && let Some(set) = opts.profiles_dir.file_name()
+    {
+        base = base.join(set);
+    }
+    base
 }
 
-/// Builds every profile in `opts`, each into `<out root>/<profile>/`.
 /// What a build made, and what its checks warned about (errors stop it before this).
 #[derive(Debug)]
 pub struct Outcome {
@@ -114,15 +126,25 @@ pub struct Outcome {
     pub checks: check::Report,
 }
 
+/// Builds every profile in `opts`, each into `<out root>/<profile>/`.
 pub fn build(opts: &Options, progress: &Progress) -> Result<Outcome, BuildError> {
     if opts.profiles.is_empty() {
-        return Err(BuildError::NoProfiles);
+        return Err(BuildError::NoProfiles(opts.profiles_dir.clone()));
+    }
+    if let Some(epoch) = opts.epoch.filter(|e| *e > u64::from(u32::MAX)) {
+        return Err(BuildError::Epoch(epoch));
     }
     // Resolve everything first and report every profile problem at once.
     let profiles_dir = &opts.profiles_dir;
     let mut profiles = Vec::new();
     let mut problems = Vec::new();
+    let mut names: Vec<&String> = Vec::new();
     for name in &opts.profiles {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    for name in names {
         match profile::load(profiles_dir, name) {
             Ok(p) => profiles.push(p),
             Err(e) => problems.push(e),

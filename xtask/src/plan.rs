@@ -49,13 +49,20 @@ pub struct Secret {
 pub struct Binary {
     pub member: String,
     pub path: String,
+    #[serde(serialize_with = "octal")]
     pub mode: u32,
+}
+
+/// Modes print as manifest.json prints them: "0755".
+fn octal<S: serde::Serializer>(mode: &u32, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{mode:04o}"))
 }
 
 /// A rendered file.
 #[derive(Clone, Debug, Serialize)]
 pub struct File {
     pub path: String,
+    #[serde(serialize_with = "octal")]
     pub mode: u32,
     pub template: String,
     pub content: String,

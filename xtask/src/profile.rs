@@ -398,9 +398,14 @@ fn resolve(
         check_release_name(s).map(|_| s.to_owned())
     });
     let epoch = r.required("epoch", raw.epoch).and_then(|e| {
-        u64::try_from(e)
-            .map_err(|_| r.report("epoch", format!("{e} is negative: seconds since 1970")))
-            .ok()
+        match u64::try_from(e).ok().filter(|e| *e <= u64::from(u32::MAX)) {
+            Some(e) => Some(e),
+            None => {
+                let why = "seconds since 1970, at most 4294967295 (squashfs keeps 32-bit times)";
+                r.report("epoch", format!("{e} is out of range: {why}"));
+                None
+            }
+        }
     });
     let host_name = r.typed("host.name", host.name, |s| {
         values::check_hostname(s).map(|_| s.to_owned())

@@ -260,8 +260,15 @@ install() {
     else
         systemctl daemon-reload
         # shellcheck disable=SC2086 # UNITS is a list of unit names
-        systemctl enable --now $UNITS
-        say "enabled and started $UNITS"
+        systemctl enable $UNITS
+        if "$SECRETS_CHECK" --all >/dev/null 2>&1; then
+            # shellcheck disable=SC2086
+            systemctl start $UNITS
+            say "enabled and started $UNITS"
+        else
+            "$SECRETS_CHECK" --all || true
+            say "enabled $UNITS; not started: the secrets above are missing. Deliver them (--secrets DIR), then: systemctl start $UNITS"
+        fi
     fi
 }
 
