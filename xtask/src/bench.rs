@@ -1,11 +1,16 @@
 //! `bench`: builds a master from a synthetic full-size release and compares time and peak memory
-//! with a shell baseline doing the same work (GNU tar, gzip -n, sha256sum), measured in the same run.
+//! with a shell baseline doing the same work (GNU tar, gzip -n, sha256sum, mksquashfs, sfdisk),
+//! measured in the same run.
 
+use crate::epoch::rfc3339;
+use crate::pack::disk::USR_X86_64;
 use crate::plan::{self, Plan};
 use crate::progress::Progress;
 use crate::sample::{self, Scale};
 use crate::{pin, summary::human};
 use anyhow::{Context, Result, bail, ensure};
+use std::collections::BTreeSet;
+use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::os::unix::process::ExitStatusExt;
@@ -18,6 +23,23 @@ const RELEASE: &str = "bench-synthetic";
 const PROFILE: &str = "master-1";
 /// The baseline's stand-in for the installer script kubemint renders (a few KiB of text).
 const HEADER: &str = "#!/bin/sh\n# kubemint bench: stand-in for the installer script\nexit 1\n";
+/// The baseline's tools that a base system may lack, and where they come from.
+const EXTRA_TOOLS: [&str; 2] = ["mksquashfs", "sfdisk"];
+const INSTALL_HINT: &str = "install squashfs-tools and fdisk to run the baseline";
+/// Where Debian and others keep sfdisk, often not in a user's PATH: the baseline searches them too.
+const SBIN: [&str; 3] = ["/usr/local/sbin", "/usr/sbin", "/sbin"];
+
+/// Each output compared in the report: its name there, its path in kubemint's output directory
+/// (`{p}` for the profile) and in the baseline's.
+const OUTPUTS: [(&str, &str, &str); 7] = [
+    ("payload", "{p}.tar.gz", "payload.tar.gz"),
+    ("installer", "{p}-install.sh", "installer"),
+    ("OCI layout", "oci", "oci"),
+    ("OCI archive", "{p}.oci.tar", "oci.tar"),
+    ("sysext", "extensions/kubemint-{p}.raw", "sysext.raw"),
+    ("confext", "confexts/kubemint-{p}.raw", "confext.raw"),
+    ("disk image", "disk/kubemint-{p}.raw", "disk.raw"),
+];
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct Options {
@@ -27,7 +49,7 @@ pub struct Options {
     /// Runs of each command; the report gives the median
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
-    /// Where the temporary project goes (default: the system temp dir; needs ~3 GB at scale 1)
+    /// Where the temporary project goes (default: the system temp dir; needs ~4.5 GB at scale 1)
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
     /// Keep the temporary project, the logs and the last run's outputs
@@ -69,6 +91,8 @@ pub struct Report {
     pub baseline_script: String,
     pub kubemint: Measured,
     pub baseline: Measured,
+    /// Size of each output in the last run: (name, kubemint's, the baseline's).
+    pub outputs: Vec<(String, u64, u64)>,
     pub kept: Option<PathBuf>,
 }
 
@@ -88,6 +112,7 @@ pub fn run(root: &Path, xtask: &Path, opts: &Options, progress: &Progress) -> Re
     let valid = opts.scale.is_finite() && opts.scale > 0.0;
     ensure!(valid, "--scale must be positive");
     ensure!(opts.runs >= 1, "--runs must be at least 1");
+    check_tools()?;
     let base = match &opts.dir {
         Some(d) => std::path::absolute(d).with_context(|| show(d))?,
         None => std::env::temp_dir(),
@@ -99,6 +124,7 @@ pub fn run(root: &Path, xtask: &Path, opts: &Options, progress: &Progress) -> Re
     let work = work.with_context(|| show(&base))?;
     let setup = prepare(root, work.path(), opts.scale, progress)?;
     let (mut kubemint, mut baseline) = (Measured::default(), Measured::default());
+    let mut outputs = Vec::new();
     // Runs alternate kubemint, baseline, so that drift (clock, page cache) hits both alike.
     for i in 0..opts.runs {
         let step = |what: &str| progress.step(&format!("run {}/{}: {what}", i + 1, opts.runs));
@@ -119,6 +145,9 @@ pub fn run(root: &Path, xtask: &Path, opts: &Options, progress: &Progress) -> Re
         let log = work.path().join(format!("baseline-{i}.log"));
         let mut cmd = baseline_command(&setup, &dir);
         measure(&mut baseline, &mut cmd, &payload, &log)?;
+        if i + 1 == opts.runs {
+            outputs = output_sizes(&out.join(PROFILE), &dir)?;
+        }
         if !(opts.keep && i + 1 == opts.runs) {
             for d in [&out, &dir] {
                 fs::remove_dir_all(d).with_context(|| show(d))?;
@@ -135,6 +164,7 @@ pub fn run(root: &Path, xtask: &Path, opts: &Options, progress: &Progress) -> Re
         baseline_script: baseline_script(&setup.plan),
         kubemint,
         baseline,
+        outputs,
         kept: opts.keep.then(|| work.keep()),
     }))
 }
@@ -195,12 +225,105 @@ pub fn prepare(root: &Path, work: &Path, scale: f64, progress: &Progress) -> Res
     })
 }
 
+/// The baseline's script; `__NAME__` marks what [`baseline_script`] fills in from the plan.
+const SCRIPT: &str = r#"set -eu
+sha512sum "$1" > release.sha512
+mkdir x
+tar -xzf "$1" -C x__MEMBERS__
+sha256sum__EXTRACTED__ > members.sha256
+cp -a "$2" tree
+__MOVES__# targz NAME TAR-ARGS...: NAME.tar.gz, the uncompressed tar's sha256 in NAME.tar.sha256
+targz() {
+  name=$1
+  shift
+  mkfifo "$name.fifo"
+  sha256sum < "$name.fifo" > "$name.tar.sha256" &
+  hasher=$!
+  { tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@__EPOCH__ -cf - "$@" \
+    || touch "$name.failed"; } | { tee "$name.fifo" || touch "$name.failed"; } \
+    | gzip -n -6 > "$name.tar.gz"
+  wait "$hasher"
+  test ! -e "$name.failed"
+}
+# desc MEDIA-TYPE FILE: copies FILE into the OCI layout under its digest, prints its descriptor
+desc() {
+  sum=$(sha256sum < "$2") && size=$(stat -c %s "$2") && hex=${sum%% *} &&
+    cp "$2" "oci/blobs/sha256/$hex" &&
+    printf '{"mediaType":"%s","digest":"sha256:%s","size":%s}' "$1" "$hex" "$size"
+}
+# squash SOURCE... IMAGE [OPTION...]: a squashfs image as kubemint writes it
+squash() {
+  mksquashfs "$@" -comp gzip -Xcompression-level 6 -noappend -all-root -root-mode 755 \
+    -mkfs-time __EPOCH__ -all-time __EPOCH__ -no-xattrs -quiet -no-progress
+}
+# Three groups side by side, like kubemint's three packers; each marks that it finished.
+(
+  targz payload -C tree .
+  cat "$3" payload.tar.gz > installer
+  sha256sum payload.tar.gz installer > payload.sums
+  sync payload.tar.gz installer
+  touch payload.done
+) &
+(
+  targz release --no-recursion -C tree__RELEASE__
+  targz profile --anchored --no-wildcards__EXCLUDES__ -C tree .
+  mkdir -p oci/blobs/sha256
+  layer=application/vnd.oci.image.layer.v1.tar+gzip
+  release=$(desc $layer release.tar.gz)
+  profile=$(desc $layer profile.tar.gz)
+  read -r release_diff _ < release.tar.sha256
+  read -r profile_diff _ < profile.tar.sha256
+  printf '{"architecture":"amd64","os":"linux","created":"%s","rootfs":{"type":"layers","diff_ids":["sha256:%s","sha256:%s"]}}' \
+    __CREATED__ "$release_diff" "$profile_diff" > config.json
+  config=$(desc application/vnd.oci.image.config.v1+json config.json)
+  printf '{"schemaVersion":2,"mediaType":"%s","config":%s,"layers":[%s,%s]}' \
+    application/vnd.oci.image.manifest.v1+json "$config" "$release" "$profile" > manifest.json
+  manifest=$(desc application/vnd.oci.image.manifest.v1+json manifest.json)
+  printf '{"schemaVersion":2,"mediaType":"%s","manifests":[%s]}' \
+    application/vnd.oci.image.index.v1+json "$manifest" > oci/index.json
+  printf '{"imageLayoutVersion":"1.0.0"}' > oci/oci-layout
+  tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@__EPOCH__ -cf oci.tar -C oci .
+  sha256sum oci.tar > oci.sums
+  sync release.tar.gz profile.tar.gz oci.tar
+  touch oci.done
+) &
+(
+  squash__SYSEXT__ sysext.raw -keep-as-directory
+  squash tree/etc confext.raw -keep-as-directory
+  squash tree/usr usr.squashfs
+  sha256sum usr.squashfs > usr.sha256
+  size=$(stat -c %s usr.squashfs)
+  mib=$(( (size + 1048575) / 1048576 ))
+  truncate -s $((mib + 3))M disk.raw
+  printf 'label: gpt\nstart=2048, size=%s, type=%s, name="usr-x86-64", attrs="GUID:60"\n' \
+    $((mib * 2048)) __USR_TYPE__ | sfdisk --quiet --no-reread --no-tell-kernel disk.raw
+  dd if=usr.squashfs of=disk.raw bs=1M seek=1 conv=notrunc status=none
+  sha256sum sysext.raw confext.raw disk.raw > disk.sums
+  sync sysext.raw confext.raw usr.squashfs disk.raw
+  touch disk.done
+) &
+wait
+for group in payload oci disk; do
+  test -e "$group.done" || { echo "the $group group failed" >&2; exit 1; }
+done
+cat payload.sums oci.sums disk.sums > SHA256SUMS
+sha256sum oci/oci-layout oci/index.json oci/blobs/sha256/* >> SHA256SUMS
+sync SHA256SUMS
+"#;
+
 /// The baseline: kubemint's work done with standard tools, run as `sh -c SCRIPT sh TARBALL
-/// SKELETON HEADER` in an empty directory. Like kubemint it hashes the release (sha512), the
-/// extracted members, the uncompressed tar (the payload's diff_id), the payload and the
-/// installer (sha256), and fsyncs its outputs. `sh` has no pipefail: hence the `.failed` files.
+/// SKELETON HEADER` in an empty directory. Like kubemint it hashes the release (sha512) and the
+/// extracted members, builds the tree, then runs three groups at once: the payload and the
+/// installer; the two OCI layers (the binaries, the rest), the layout and its archive; the
+/// sysext (/usr, /opt), the confext (/etc) and the GPT disk image around a squashfs of /usr. It
+/// hashes every output (sha256; for a layer its uncompressed tar too, the diff_id) and fsyncs
+/// what kubemint fsyncs. `sh` has no pipefail: hence the `.failed` files; a group that stops
+/// early leaves no `.done` file.
 pub fn baseline_script(plan: &Plan) -> String {
     let (mut members, mut extracted, mut moves) = (String::new(), String::new(), String::new());
+    // The release layer: the binaries and the directories above them, in byte order.
+    let mut release = BTreeSet::new();
+    let mut excludes = String::new();
     for b in &plan.binaries {
         let (from, to) = (quote(&format!("x/{}", b.member)), format!("tree{}", b.path));
         let dir = quote(to.rsplit_once('/').map_or(".", |(d, _)| d));
@@ -208,35 +331,103 @@ pub fn baseline_script(plan: &Plan) -> String {
         let _ = write!(members, " {}", quote(&b.member));
         let _ = write!(extracted, " {from}");
         let _ = writeln!(moves, "mkdir -p {dir}\nmv {from} {to}\nchmod {mode:o} {to}");
+        let path = b.path.trim_start_matches('/');
+        release.extend(path.match_indices('/').map(|(i, _)| &path[..i]));
+        release.insert(path);
+        let _ = write!(excludes, " --exclude={}", quote(&format!(".{}", b.path)));
     }
-    let epoch = plan.epoch;
-    format!(
-        "set -eu
-sha512sum \"$1\" > release.sha512
-mkdir x
-tar -xzf \"$1\" -C x{members}
-sha256sum{extracted} > members.sha256
-cp -a \"$2\" tree
-{moves}mkfifo tar.fifo
-sha256sum < tar.fifo > tar.sha256 &
-hasher=$!
-{{ tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@{epoch} -cf - -C tree . \
-|| touch tar.failed; }} | {{ tee tar.fifo || touch tee.failed; }} | gzip -n -6 > payload.tar.gz
-wait \"$hasher\"
-test ! -e tar.failed && test ! -e tee.failed
-cat \"$3\" payload.tar.gz > installer
-sha256sum payload.tar.gz installer > SHA256SUMS
-sync payload.tar.gz installer SHA256SUMS
-"
-    )
+    let release: String = release.iter().map(|p| format!(" {}", quote(p))).collect();
+    // The sysext holds /usr and /opt: whichever the tree has.
+    let paths = plan.binaries.iter().map(|b| &b.path);
+    let paths = paths.chain(plan.files.iter().map(|f| &f.path));
+    let paths: Vec<&String> = paths.chain(plan.links.iter().map(|l| &l.path)).collect();
+    let sysext: String = ["/usr", "/opt"]
+        .iter()
+        .filter(|root| paths.iter().any(|p| p.starts_with(&format!("{root}/"))))
+        .map(|root| format!(" tree{root}"))
+        .collect();
+    let epoch = plan.epoch.to_string();
+    let replacements = [
+        ("__MEMBERS__", members),
+        ("__EXTRACTED__", extracted),
+        ("__MOVES__", moves),
+        ("__RELEASE__", release),
+        ("__EXCLUDES__", excludes),
+        ("__SYSEXT__", sysext),
+        ("__CREATED__", rfc3339(plan.epoch)),
+        ("__USR_TYPE__", USR_X86_64.to_owned()),
+        ("__EPOCH__", epoch),
+    ];
+    let mut script = SCRIPT.to_owned();
+    for (from, to) in replacements {
+        script = script.replace(from, &to);
+    }
+    script
 }
 
 fn baseline_command(setup: &Setup, dir: &Path) -> Command {
     let mut cmd = Command::new("sh");
     cmd.arg("-c").arg(baseline_script(&setup.plan)).arg("sh");
     cmd.args([&setup.tarball, &setup.skeleton, &setup.header])
+        .env("PATH", baseline_path())
         .current_dir(dir);
     cmd
+}
+
+/// `PATH`, with the sbin directories appended that it lacks.
+fn baseline_path() -> OsString {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
+    for d in SBIN {
+        if !dirs.iter().any(|p| p == Path::new(d)) {
+            dirs.push(d.into());
+        }
+    }
+    std::env::join_paths(dirs).unwrap_or(path)
+}
+
+/// The tools of [`EXTRA_TOOLS`] that no directory of `path` holds as an executable file.
+fn missing_tools(path: &OsStr) -> Vec<&'static str> {
+    use std::os::unix::fs::PermissionsExt;
+    let found = |tool: &str| {
+        std::env::split_paths(path).any(|d| {
+            let meta = fs::metadata(d.join(tool));
+            meta.is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    };
+    EXTRA_TOOLS.into_iter().filter(|t| !found(t)).collect()
+}
+
+/// Fails, before any work, if the baseline could not run.
+fn check_tools() -> Result<()> {
+    let missing = missing_tools(&baseline_path());
+    ensure!(
+        missing.is_empty(),
+        "the shell baseline needs {}, found neither in PATH nor in {}: {INSTALL_HINT}",
+        missing.join(" and "),
+        SBIN.join(", ")
+    );
+    Ok(())
+}
+
+/// The size of each of [`OUTPUTS`] in kubemint's output directory and in the baseline's.
+fn output_sizes(kubemint: &Path, baseline: &Path) -> Result<Vec<(String, u64, u64)>> {
+    let size = |path: &Path| -> Result<u64> {
+        let mut total = 0;
+        for entry in walkdir::WalkDir::new(path) {
+            let meta = entry
+                .and_then(|e| e.metadata())
+                .with_context(|| show(path))?;
+            total += if meta.is_file() { meta.len() } else { 0 };
+        }
+        Ok(total)
+    };
+    let mut rows = Vec::new();
+    for (name, ours, theirs) in OUTPUTS {
+        let ours = kubemint.join(ours.replace("{p}", PROFILE));
+        rows.push((name.to_owned(), size(&ours)?, size(&baseline.join(theirs))?));
+    }
+    Ok(rows)
 }
 
 /// Runs `cmd` to completion, its output going to `log`, and adds its wall time, peak RSS and
@@ -244,10 +435,11 @@ fn baseline_command(setup: &Setup, dir: &Path) -> Command {
 ///
 /// Peak RSS is the `ru_maxrss` that `wait4` returns for the child. On Linux that is the largest
 /// over the child and every descendant it waited for: the kernel folds a reaped child's peak
-/// into its parent's (`cmaxrss`), and `wait4` reports both. The baseline's `sh` waits for each
-/// tool it runs, so this covers tar, gzip and sha256sum, exactly (no polling, no race) — the
-/// same number GNU `/usr/bin/time` prints. It is the largest single process, not a sum over
-/// processes running at once: the tar | tee | gzip pipeline holds a few MiB more than reported.
+/// into its parent's (`cmaxrss`), and `wait4` reports both. The baseline's `sh` (and each group's
+/// subshell) waits for every tool it runs, so this covers them all, exactly (no polling, no
+/// race) — the same number GNU `/usr/bin/time` prints. It is the largest single process, not a
+/// sum over processes running at once: the baseline's three groups and their pipelines together
+/// hold more than reported, while kubemint's figure covers all its threads.
 fn measure(m: &mut Measured, cmd: &mut Command, payload: &Path, log: &Path) -> Result<()> {
     let out = File::create(log).with_context(|| show(log))?;
     let name = Path::new(cmd.get_program()).display().to_string();
@@ -324,11 +516,23 @@ pub fn format_report(r: &Report) -> String {
         &ratio(k.peak_rss as f64, b.peak_rss as f64),
         &ratio(k.payload_size as f64, b.payload_size as f64),
     ]);
+    if !r.outputs.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n{:<18} {:>10} {:>10}",
+            "output (last run)", "kubemint", "baseline"
+        );
+        for (name, ours, theirs) in &r.outputs {
+            let _ = writeln!(s, "{name:<18} {:>10} {:>10}", human(*ours), human(*theirs));
+        }
+    }
     s.push_str(&format!(
         "\nkubemint: xtask -C PROJECT build-image {PROFILE} --release {RELEASE} --out DIR\n\
          baseline: sh -c SCRIPT sh TARBALL SKELETON HEADER in an empty directory; TARBALL is the \
          pinned release (the file kubemint reads), SKELETON the profile's rendered files and \
-         links, HEADER a stand-in for the installer script; SCRIPT:\n"
+         links, HEADER a stand-in for the installer script; mksquashfs runs with its defaults: a \
+         thread per CPU (kubemint's squashfs writer has one) and read-ahead caches of up to a \
+         quarter of RAM (-mem); SCRIPT:\n"
     ));
     for line in r.baseline_script.lines() {
         let _ = writeln!(s, "    {line}");
@@ -336,7 +540,8 @@ pub fn format_report(r: &Report) -> String {
     s.push_str(
         "runs alternate kubemint, baseline; the tarball is in the page cache for both. Peak RSS \
          is ru_maxrss from wait4: the largest process among the command and those it waited \
-         for, not a sum over concurrent processes.\n",
+         for, not a sum over concurrent processes (kubemint's one process holds all three \
+         packers; the baseline's three groups run as separate processes).\n",
     );
     if let Some(k) = &r.kept {
         let _ = writeln!(s, "kept: {}", k.display());
@@ -375,8 +580,13 @@ fn cpu_model() -> String {
 
 /// The versions of the baseline's tools: the first line of each `--version`.
 fn tool_versions() -> Vec<String> {
-    let script = "for t in tar gzip sha256sum; do \"$t\" --version 2>&1 | head -n 1; done";
-    let out = Command::new("sh").args(["-c", script]).output();
+    let script = "for t in tar gzip sha256sum sfdisk; do \"$t\" --version 2>&1 | head -n 1; done
+        mksquashfs -version 2>&1 | head -n 1";
+    let mut sh = Command::new("sh");
+    let out = sh
+        .args(["-c", script])
+        .env("PATH", baseline_path())
+        .output();
     let text = out.map_or_else(
         |e| e.to_string(),
         |o| String::from_utf8_lossy(&o.stdout).into(),
@@ -408,6 +618,7 @@ mod tests {
             baseline_script: "set -eu\ntrue\n".into(),
             kubemint: k,
             baseline: b,
+            outputs: vec![("disk image".into(), 3 << 20, 4 << 20)],
             kept: None,
         });
         assert!(
@@ -427,6 +638,10 @@ mod tests {
         assert_eq!(cells("kubemint"), "3 1.00 s 2.00 s 20.0 MiB 60.0 MiB");
         assert_eq!(cells("kubemint/baseline"), "0.50x 0.57x 2.00x 1.20x");
         assert!(text.contains("SCRIPT:\n    set -eu\n    true\n"), "{text}");
+        assert!(
+            text.contains("\noutput (last run)    kubemint   baseline\ndisk image            3.0 MiB    4.0 MiB\n"),
+            "{text}"
+        );
         assert_eq!(quote("a/b-1.x"), "a/b-1.x");
         assert_eq!(quote("a b'c"), r"'a b'\''c'");
     }
@@ -454,9 +669,55 @@ mod tests {
         );
     }
 
-    /// The baseline on a tiny synthetic release: its payload holds what kubemint's does.
+    /// A tar's entries, as absolute paths without a trailing `/`, and their sizes.
+    fn tar_entries(tar: impl std::io::Read) -> std::collections::BTreeMap<String, u64> {
+        let mut archive = tar::Archive::new(tar);
+        (archive.entries().unwrap())
+            .map(|e| e.unwrap())
+            .map(|e| {
+                let path = e.path().unwrap().to_string_lossy().into_owned();
+                let path = path.trim_start_matches("./").trim_end_matches('/');
+                (format!("/{path}"), e.size())
+            })
+            .collect()
+    }
+
+    fn gunzip(path: &Path) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        let mut gz = flate2::read::GzDecoder::new(File::open(path).unwrap());
+        std::io::Read::read_to_end(&mut gz, &mut bytes).unwrap();
+        bytes
+    }
+
+    /// The paths in a squashfs image, as `unsquashfs -l` lists them below its root.
+    fn squashfs_paths(image: &Path) -> BTreeSet<String> {
+        let mut unsquashfs = Command::new("unsquashfs");
+        let out = unsquashfs.arg("-l").arg(image).env("PATH", baseline_path());
+        let out = out.output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let paths = text.lines().filter_map(|l| l.strip_prefix("squashfs-root"));
+        paths.map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn tools() {
+        let empty = tempfile::tempdir().unwrap();
+        assert_eq!(missing_tools(empty.path().as_os_str()), EXTRA_TOOLS);
+        assert!(INSTALL_HINT.contains("install squashfs-tools and fdisk to run the baseline"));
+        let path = baseline_path();
+        let dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
+        assert!(
+            SBIN.iter().all(|d| dirs.contains(&PathBuf::from(d))),
+            "{dirs:?}"
+        );
+    }
+
+    /// The baseline on a tiny synthetic release: its payload holds what kubemint's does, and it
+    /// writes every other output, each in the shape kubemint gives it.
     #[test]
     fn baseline_builds_the_tree() {
+        check_tools().unwrap();
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
         let work = tempfile::tempdir().unwrap();
         let setup = prepare(root, work.path(), 0.0005, &Progress::hidden()).unwrap();
@@ -468,25 +729,16 @@ mod tests {
         measure(&mut m, &mut cmd, &payload, &log).unwrap();
         let installer = fs::metadata(dir.join("installer")).unwrap().len();
         assert_eq!(installer, HEADER.len() as u64 + m.payload_size);
-        let gz = flate2::read::GzDecoder::new(File::open(&payload).unwrap());
-        let mut archive = tar::Archive::new(gz);
-        let entries: std::collections::BTreeMap<String, u64> = (archive.entries().unwrap())
-            .map(|e| e.unwrap())
-            .map(|e| {
-                (
-                    e.path().unwrap().to_string_lossy()[1..].to_owned(),
-                    e.size(),
-                )
-            })
-            .collect();
+        let entries = tar_entries(flate2::read::GzDecoder::new(File::open(&payload).unwrap()));
         let real = sample::BINARIES
             .iter()
             .find(|b| b.0 == "kube-apiserver")
             .unwrap()
             .1;
         let size = (real as f64 * 0.0005) as u64;
-        assert_eq!(entries.get(&setup.plan.binaries[0].path), Some(&size));
-        for f in &setup.plan.files {
+        let plan = &setup.plan;
+        assert_eq!(entries.get(&plan.binaries[0].path), Some(&size));
+        for f in &plan.files {
             assert_eq!(
                 entries.get(&f.path),
                 Some(&(f.content.len() as u64)),
@@ -494,8 +746,112 @@ mod tests {
                 f.path
             );
         }
-        for l in &setup.plan.links {
+        for l in &plan.links {
             assert!(entries.contains_key(&l.path), "{entries:?}");
         }
+
+        // Every output is there, and SHA256SUMS covers them and the layout's files.
+        for (name, _, path) in OUTPUTS {
+            assert!(dir.join(path).exists(), "{name}: no {path}");
+        }
+        let sums = fs::read_to_string(dir.join("SHA256SUMS")).unwrap();
+        let listed: Vec<&str> = sums
+            .lines()
+            .filter_map(|l| l.split_once("  "))
+            .map(|x| x.1)
+            .collect();
+        assert_eq!(listed.len(), 6 + 2 + 4, "{sums}");
+        let mut check = Command::new("sha256sum");
+        let check = check
+            .args(["--quiet", "-c", "SHA256SUMS"])
+            .current_dir(&dir);
+        assert!(check.status().unwrap().success());
+
+        // The OCI layout: index -> manifest -> config and two layers, each blob under its digest;
+        // the release layer holds the binaries, the profile layer the rest.
+        let read_json = |path: PathBuf| -> serde_json::Value {
+            serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
+        };
+        let blob = |digest: &serde_json::Value| {
+            let hex = digest.as_str().unwrap().strip_prefix("sha256:").unwrap();
+            let path = dir.join("oci/blobs/sha256").join(hex);
+            let bytes = fs::read(&path).unwrap();
+            assert_eq!(crate::hash::sha256_hex(&bytes), hex);
+            path
+        };
+        let index = read_json(dir.join("oci/index.json"));
+        let manifest = read_json(blob(&index["manifests"][0]["digest"]));
+        let config = read_json(blob(&manifest["config"]["digest"]));
+        let layers = manifest["layers"].as_array().unwrap();
+        assert_eq!(layers.len(), 2, "{manifest}");
+        let layers: Vec<PathBuf> = layers.iter().map(|l| blob(&l["digest"])).collect();
+        for (layer, diff_id) in layers
+            .iter()
+            .zip(config["rootfs"]["diff_ids"].as_array().unwrap())
+        {
+            let hex = crate::hash::sha256_hex(&gunzip(layer));
+            assert_eq!(diff_id.as_str().unwrap(), format!("sha256:{hex}"));
+        }
+        let release = tar_entries(gunzip(&layers[0]).as_slice());
+        let profile = tar_entries(gunzip(&layers[1]).as_slice());
+        for b in &plan.binaries {
+            assert!(
+                release.contains_key(&b.path) && !profile.contains_key(&b.path),
+                "{}",
+                b.path
+            );
+        }
+        let files = plan.files.iter().map(|f| &f.path);
+        for path in files.chain(plan.links.iter().map(|l| &l.path)) {
+            assert!(
+                profile.contains_key(path) && !release.contains_key(path),
+                "{path}"
+            );
+        }
+        let archived = tar_entries(File::open(dir.join("oci.tar")).unwrap());
+        assert!(archived.contains_key("/index.json") && archived.contains_key("/oci-layout"));
+        assert_eq!(
+            archived
+                .keys()
+                .filter(|p| p.starts_with("/blobs/sha256/"))
+                .count(),
+            4
+        );
+
+        // The squashfs images: /usr (+ /opt) and /etc at their roots, /usr itself in the disk's.
+        let sysext = squashfs_paths(&dir.join("sysext.raw"));
+        let confext = squashfs_paths(&dir.join("confext.raw"));
+        let usr = squashfs_paths(&dir.join("usr.squashfs"));
+        let paths = plan.binaries.iter().map(|b| &b.path);
+        let paths = paths.chain(plan.files.iter().map(|f| &f.path));
+        for path in paths.chain(plan.links.iter().map(|l| &l.path)) {
+            let in_usr = path.starts_with("/usr/");
+            assert_eq!(
+                sysext.contains(path),
+                in_usr || path.starts_with("/opt/"),
+                "{path}"
+            );
+            assert_eq!(confext.contains(path), path.starts_with("/etc/"), "{path}");
+            assert_eq!(usr.contains(&path[4..]), in_usr, "{path}");
+        }
+        // The disk: a GPT with one read-only usr partition at 1 MiB, the /usr squashfs in it.
+        let disk = fs::read(dir.join("disk.raw")).unwrap();
+        let fs_image = fs::read(dir.join("usr.squashfs")).unwrap();
+        assert_eq!(&disk[512..520], b"EFI PART");
+        assert_eq!(disk.len() % (1 << 20), 0);
+        assert_eq!(
+            &disk[1 << 20..(1 << 20) + fs_image.len()],
+            fs_image.as_slice()
+        );
+        let mut dump = Command::new("sfdisk");
+        let dump = dump.arg("--dump").arg(dir.join("disk.raw"));
+        let dump = dump.env("PATH", baseline_path()).output().unwrap();
+        let dump = String::from_utf8(dump.stdout).unwrap().to_lowercase();
+        assert!(
+            dump.contains("start=        2048, size=")
+                && dump.contains(&format!("type={USR_X86_64}"))
+                && dump.contains("name=\"usr-x86-64\", attrs=\"guid:60\""),
+            "{dump}"
+        );
     }
 }
