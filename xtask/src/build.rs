@@ -376,9 +376,7 @@ fn write_outputs(
     let mut sums: Vec<(String, String)> = Vec::new();
     for o in outputs.iter().chain(std::iter::once(&manifest_row)) {
         if o.kind == "oci-layout" {
-            for rel in oci::layout_files(&layout).map_err(io_err(&layout))? {
-                let path = layout.join(&rel);
-                let (sha256, _) = crate::hash::sha256_file(&path).map_err(io_err(&path))?;
+            for (rel, sha256) in oci::layout_sums(&layout).map_err(io_err(&layout))? {
                 sums.push((format!("{}/{rel}", o.path), sha256));
             }
         } else {
@@ -539,10 +537,12 @@ fn write_disk_images(
         .tempfile_in(&folder)
         .map_err(io_err(&folder))?;
     let usr_tree = tree.subset(|p, _| within(p, "/usr"));
-    disk::squashfs_file(&usr_tree, "/usr", plan.epoch, usr.path()).map_err(io_err(usr.path()))?;
+    let (usr_size, usr_sha256) = disk::squashfs_file(&usr_tree, "/usr", plan.epoch, usr.path())
+        .map_err(io_err(usr.path()))?;
     let path = folder.join(&name);
     let out = crate::hash::Sha256Writer::new(BufWriter::with_capacity(1 << 20, create(&path)?));
-    let (out, ddi) = disk::write_ddi(usr.path(), out).map_err(io_err(&path))?;
+    let (out, ddi) =
+        disk::write_ddi(usr.path(), usr_size, &usr_sha256, out).map_err(io_err(&path))?;
     let (file, sha256, size) = out.finish();
     finish_file(file, &path)?;
     outputs.push(Output {

@@ -103,8 +103,14 @@ pub struct Partition {
 /// Disk and partition GUIDs derive from the file system's sha256 as systemd-repart derives
 /// them from a seed: the first 16 bytes of HMAC-SHA256(seed, partition type UUID) (resp.
 /// "disk-uuid"), made a version 4 UUID.
-pub fn write_ddi<W: Write>(fs: &Path, out: W) -> io::Result<(W, Ddi)> {
-    let (fs_sha256, fs_size) = crate::hash::sha256_file(fs)?;
+///
+/// `fs_size` and `fs_sha256` are the file system's, as [`squashfs_file`] returned them.
+pub fn write_ddi<W: Write>(
+    fs: &Path,
+    fs_size: u64,
+    fs_sha256: &str,
+    out: W,
+) -> io::Result<(W, Ddi)> {
     let seed: [u8; 16] = hex::decode(&fs_sha256[..32])
         .map_err(io::Error::other)?
         .try_into()
@@ -179,7 +185,7 @@ pub fn write_ddi<W: Write>(fs: &Path, out: W) -> io::Result<(W, Ddi)> {
             uuid: uuid_string(&part_uuid),
             first_lba: first,
             last_lba: last,
-            sha256: fs_sha256,
+            sha256: fs_sha256.to_owned(),
         }],
     };
     Ok((out, ddi))

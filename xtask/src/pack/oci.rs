@@ -327,6 +327,21 @@ pub fn write_archive<W: Write>(dir: &Path, epoch: u64, out: W) -> io::Result<W> 
     tar.into_inner()
 }
 
+/// The sha256 of every file of a layout. A blob is named by its digest, checked when it was
+/// written, so only `index.json` and `oci-layout` are read again.
+pub fn layout_sums(dir: &Path) -> io::Result<Vec<(String, String)>> {
+    layout_files(dir)?
+        .into_iter()
+        .map(|rel| {
+            let sha256 = match rel.strip_prefix("blobs/sha256/") {
+                Some(digest) => digest.to_owned(),
+                None => hash::sha256_file(&dir.join(&rel))?.0,
+            };
+            Ok((rel, sha256))
+        })
+        .collect()
+}
+
 /// Total size of a layout's files and the sha256 of its index.json (which names every blob by
 /// digest): the `oci-layout` output row.
 pub fn layout_identity(dir: &Path) -> io::Result<(u64, String)> {
