@@ -58,12 +58,13 @@
             fileset = lib.fileset.unions [
               ./Cargo.toml
               ./Cargo.lock
-              # The whole crate: src/pack/installer.sh is embedded with include_str!.
+              # Both crates: the xtask binaries and the kubemint library (xtask/kubemint), whose
+              # pack/installer.sh and check tables are embedded with include_str!.
               ./xtask
               # xtask's integration-test target (`it`, ../tests/it/main.rs): not run here, but
               # part of the package cargo loads.
               (lib.fileset.fileFilter (file: file.hasExt "rs") ./tests)
-              # Unit tests (bench's) take CARGO_MANIFEST_DIR/.. as the checkout and copy these.
+              # The bench binary's tests take CARGO_MANIFEST_DIR/.. as the checkout and copy these.
               ./profiles
               ./images
             ];
@@ -74,13 +75,15 @@
           cargoBuildFlags = [
             "-p"
             "xtask"
+            "--bin"
+            "xtask"
           ];
-          # Only xtask's unit tests (seconds). The integration tests in tests/it run the built
-          # binary against validators (shellcheck, systemd-analyze, unshare, ...) that the
-          # sandbox lacks: run them with `cargo test` in the dev shell.
+          # Only the library's unit tests (seconds). The integration tests in tests/it run the
+          # built binary against validators (shellcheck, systemd-analyze, unshare, ...) that the
+          # sandbox lacks: run them with `cargo xtask test` in the dev shell.
           cargoTestFlags = [
             "-p"
-            "xtask"
+            "kubemint"
             "--lib"
           ];
 

@@ -186,7 +186,7 @@ fn seed_set_passes_at_its_release() {
     let out = p.ok(&["check", "master-1"]);
     let stdout = text(&out.stdout);
     assert!(
-        stdout.ends_with("checked master-1 against v1.14.2: 0 errors, 5 warnings\n"),
+        stdout.ends_with("checked master-1 against v1.14.2: 0 errors, 5 warnings, 0 notes\n"),
         "{stdout}"
     );
     assert!(

@@ -1,10 +1,18 @@
-//! `cargo xtask`: parses the command line, reads the environment and the clock if ever, and
-//! hands plain values to the library. Everything else lives in `kubemint::*`.
+//! `cargo xtask`: parses the command line, reads the environment (`SOURCE_DATE_EPOCH`, the
+//! current directory, whether stderr is a terminal) and hands plain values to the kubemint
+//! library, printing what it returns. Every error is printed once, here.
+
+mod bench_options;
+mod devtest;
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, Parser, Subcommand};
-use kubemint::progress::Progress;
-use kubemint::{build, fetch, pin, summary};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use kubemint::build::{self, summary};
+use kubemint::front::check::Severity;
+use kubemint::front::{self, EpochOverride, Planned, Request, Selection};
+use kubemint::inputs::{fetch, pin};
+use kubemint::pack::oci::LayerCompression;
+use kubemint::util::progress::Progress;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
@@ -30,20 +38,22 @@ enum Command {
     BuildImage(BuildImage),
     /// Check profiles against the release they target: flags, config versions, known pitfalls
     Check(CheckArgs),
-    /// Print the resolved plan of a profile (what its tree will hold) as JSON
+    /// Print the resolved plan of profiles (what each tree will hold), as JSON or text
     Plan(PlanArgs),
     /// Download pinned releases into vendor/store, verifying sha512 while streaming
     Fetch(FetchArgs),
     /// Record a local tarball in the lock (vendor/releases.toml) and copy it into the store
     Pin(PinArgs),
-    /// Time a full-size build against a shell baseline (tar, gzip -n, sha256sum)
-    Bench(kubemint::bench::Options),
+    /// Time a full-size build against a shell baseline (builds and runs the kubemint-bench binary)
+    Bench(bench_options::BenchOptions),
+    /// Run the test suite: installs what it needs when run as root, else names what is missing
+    Test(devtest::TestArgs),
 }
 
-/// Which profiles a command works on.
+/// Which profiles a command works on, and the plans' settings: the front end's request.
 #[derive(Args, Debug)]
-struct Selection {
-    /// Profiles by name (<profiles directory>/<NAME>.toml)
+struct Selected {
+    /// Profiles by name (<profiles directory>/<NAME>.toml); a name given twice counts once
     #[arg(
         value_name = "PROFILE",
         required_unless_present = "all",
@@ -56,31 +66,45 @@ struct Selection {
     /// The profiles directory (default profiles/), e.g. profiles/upgrade
     #[arg(long = "profiles", value_name = "DIR")]
     profiles_dir: Option<PathBuf>,
+    /// Use this release (a lock entry's name) instead of each profile's
+    #[arg(long, value_name = "NAME")]
+    release: Option<String>,
 }
 
-impl Selection {
-    /// The profiles directory and the profile names, `--all` expanded.
-    fn resolve(self, root: &Path) -> Result<(PathBuf, Vec<String>)> {
-        let dir = root.join(
-            self.profiles_dir
-                .unwrap_or_else(|| PathBuf::from("profiles")),
-        );
-        let names = if self.all {
-            kubemint::profile::list(&dir)?
-        } else {
-            self.profiles
+impl Selected {
+    fn request(
+        self,
+        root: &Path,
+        cwd: &Path,
+        sample: bool,
+        epoch: Option<EpochOverride>,
+    ) -> Request {
+        let profiles_dir = match self.profiles_dir {
+            Some(d) if d.is_absolute() => d,
+            // A relative --profiles is the project's (profiles/upgrade), or else the caller's.
+            Some(d) if root.join(&d).is_dir() => root.join(d),
+            Some(d) => cwd.join(d),
+            None => root.join("profiles"),
         };
-        Ok((dir, names))
+        Request {
+            root: root.to_owned(),
+            profiles_dir,
+            selection: if self.all {
+                Selection::All
+            } else {
+                Selection::Names(self.profiles)
+            },
+            release: self.release,
+            sample,
+            epoch,
+        }
     }
 }
 
 #[derive(Args, Debug)]
 struct BuildImage {
     #[command(flatten)]
-    selection: Selection,
-    /// Build against this release from the lock instead of the profile's
-    #[arg(long, value_name = "NAME")]
-    release: Option<String>,
+    selected: Selected,
     /// Build from a generated stand-in release (tiny fake binaries): offline, not a real master
     #[arg(long)]
     sample: bool,
@@ -88,23 +112,39 @@ struct BuildImage {
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Timestamp of every file, in seconds since 1970 (default: SOURCE_DATE_EPOCH, else the profile's epoch)
-    #[arg(long, value_name = "SECONDS")]
-    epoch: Option<u64>,
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
+    epoch: Option<i128>,
     /// How OCI layers are stored: gzip (default), or none (digest = diff_id, ~3x larger)
     #[arg(long, value_enum, default_value_t, value_name = "HOW")]
-    layer_compression: kubemint::pack::oci::LayerCompression,
+    layer_compression: Compression,
+    /// Also show the checks' notes (facts you cannot act on at this release)
+    #[arg(short, long)]
+    verbose: bool,
     /// Print the summary as JSON on stdout
     #[arg(long)]
     json: bool,
 }
 
+#[derive(Clone, Copy, Debug, Default, ValueEnum)]
+enum Compression {
+    #[default]
+    Gzip,
+    None,
+}
+
+impl From<Compression> for LayerCompression {
+    fn from(c: Compression) -> LayerCompression {
+        match c {
+            Compression::Gzip => LayerCompression::Gzip,
+            Compression::None => LayerCompression::None,
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 struct CheckArgs {
     #[command(flatten)]
-    selection: Selection,
-    /// Check against this release instead of the profiles' own: what breaks if they move to it
-    #[arg(long, value_name = "NAME")]
-    release: Option<String>,
+    selected: Selected,
     /// Print the findings as JSON on stdout
     #[arg(long)]
     json: bool,
@@ -112,11 +152,14 @@ struct CheckArgs {
 
 #[derive(Args, Debug)]
 struct PlanArgs {
-    /// The profile to resolve
-    profile: String,
-    /// Resolve against this release from the lock instead of the profile's
-    #[arg(long, value_name = "NAME")]
-    release: Option<String>,
+    #[command(flatten)]
+    selected: Selected,
+    /// Plan for the generated stand-in release, as `build-image --sample` builds it
+    #[arg(long)]
+    sample: bool,
+    /// Print reviewable text (every rendered file whole) instead of JSON
+    #[arg(long)]
+    text: bool,
 }
 
 #[derive(Args, Debug)]
@@ -149,7 +192,7 @@ struct PinArgs {
 
 fn main() -> std::process::ExitCode {
     match run(Cli::parse()) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
@@ -157,7 +200,7 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
+fn run(cli: Cli) -> Result<std::process::ExitCode> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let root = match &cli.project {
         Some(p) => cwd.join(p),
@@ -170,29 +213,29 @@ fn run(cli: Cli) -> Result<()> {
     };
     match cli.command {
         Command::BuildImage(args) => {
-            let (profiles_dir, profiles) = args.selection.resolve(&root)?;
             let epoch = match args.epoch {
-                Some(e) => Some(e),
+                Some(e) => Some(EpochOverride {
+                    seconds: e,
+                    origin: "--epoch".into(),
+                }),
                 None => source_date_epoch()?,
             };
+            let out = args.out.map(|o| cwd.join(o));
+            let req = args.selected.request(&root, &cwd, args.sample, epoch);
+            let planned = front::plan_set(&req)?;
+            let threshold = if args.verbose {
+                Severity::Note
+            } else {
+                Severity::Warning
+            };
+            print_findings(&planned, threshold);
             let opts = build::Options {
                 root: root.clone(),
-                profiles_dir,
-                profiles,
-                release: args.release,
+                out_root: build::out_root(&root, &req.profiles_dir, args.sample, out.as_deref()),
                 sample: args.sample,
-                out: args.out.map(|o| cwd.join(o)),
-                epoch,
-                layer_compression: args.layer_compression,
+                layer_compression: args.layer_compression.into(),
             };
-            let build::Outcome { built, checks } = build::build(&opts, &progress)?;
-            for warning in checks
-                .findings
-                .iter()
-                .filter(|f| f.severity == kubemint::check::Severity::Warning)
-            {
-                eprintln!("{warning}");
-            }
+            let built = build::build(&planned, &opts, &progress)?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&built)?);
             } else {
@@ -200,14 +243,8 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Check(args) => {
-            let (profiles_dir, profiles) = args.selection.resolve(&root)?;
-            let opts = kubemint::check::Options {
-                root: root.clone(),
-                profiles_dir,
-                profiles,
-                release: args.release,
-            };
-            let report = kubemint::check::check(&opts)?;
+            let req = args.selected.request(&root, &cwd, false, None);
+            let report = front::plan_set(&req)?.report;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -218,8 +255,22 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Plan(args) => {
-            let plan = kubemint::plan::resolve(&root, &args.profile, args.release.as_deref())?;
-            println!("{}", serde_json::to_string_pretty(&plan)?);
+            let req = args.selected.request(&root, &cwd, args.sample, None);
+            let planned = front::plan_set(&req)?;
+            let plans: Vec<_> = planned.masters.iter().map(|m| &m.plan).collect();
+            if args.text {
+                for (i, plan) in plans.iter().enumerate() {
+                    if i > 0 {
+                        println!();
+                    }
+                    print!("{}", plan.to_text());
+                }
+            } else if let [one] = plans.as_slice() {
+                // One profile: its plan; several: a list of plans.
+                println!("{}", serde_json::to_string_pretty(one)?);
+            } else {
+                println!("{}", serde_json::to_string_pretty(&plans)?);
+            }
         }
         Command::Fetch(args) => {
             let fetched = fetch::fetch(&root, &args.releases, &progress)?;
@@ -266,21 +317,57 @@ fn run(cli: Cli) -> Result<()> {
                 );
             }
         }
-        Command::Bench(opts) => {
-            let xtask = std::env::current_exe().context("cannot find the xtask binary")?;
-            let report = kubemint::bench::run(&root, &xtask, &opts, &progress)?;
-            print!("{report}");
-        }
+        Command::Bench(opts) => return bench(&root, &opts),
+        Command::Test(args) => return devtest::run(&root, &args),
     }
-    Ok(())
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// The checks' findings at `threshold` or worse, on stderr; errors always.
+fn print_findings(planned: &Planned, threshold: Severity) {
+    for f in planned.report.at_least(threshold) {
+        eprintln!("{f}");
+    }
+}
+
+/// `cargo xtask bench`: builds and runs the kubemint-bench binary of this checkout with cargo
+/// (optimized, like `cargo xtask`), handing it the project and this very xtask binary to time.
+fn bench(root: &Path, opts: &bench_options::BenchOptions) -> Result<std::process::ExitCode> {
+    let xtask = std::env::current_exe().context("cannot find the xtask binary")?;
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    let status = std::process::Command::new(&cargo)
+        .args(["run", "--quiet", "--release", "--manifest-path"])
+        .arg(&manifest)
+        .args(["--bin", "kubemint-bench", "--"])
+        .arg("-C")
+        .arg(root)
+        .arg("--xtask")
+        .arg(&xtask)
+        .args(opts.to_args())
+        .status()
+        .with_context(|| format!("cannot run {}", Path::new(&cargo).display()))?;
+    Ok(exit_code(status))
+}
+
+fn exit_code(status: std::process::ExitStatus) -> std::process::ExitCode {
+    match status.code() {
+        Some(0) => std::process::ExitCode::SUCCESS,
+        Some(c) => std::process::ExitCode::from(u8::try_from(c).unwrap_or(1)),
+        None => std::process::ExitCode::FAILURE,
+    }
 }
 
 /// SOURCE_DATE_EPOCH, the reproducible-builds convention, if set.
-fn source_date_epoch() -> Result<Option<u64>> {
+fn source_date_epoch() -> Result<Option<EpochOverride>> {
     match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) => Ok(Some(v.trim().parse().with_context(|| {
-            format!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds")
-        })?)),
+        Ok(v) => Ok(Some(EpochOverride {
+            seconds: v
+                .trim()
+                .parse()
+                .with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds"))?,
+            origin: "SOURCE_DATE_EPOCH".into(),
+        })),
         Err(std::env::VarError::NotPresent) => Ok(None),
         Err(e) => bail!("SOURCE_DATE_EPOCH: {e}"),
     }

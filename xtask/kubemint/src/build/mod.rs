@@ -1,0 +1,508 @@
+//! `build-image`: runs the stages after the front end for each planned master — verified
+//! inputs → tree → packers (payload and installer, OCI image, disk images) → manifest.json and
+//! SHA256SUMS — staging every output and renaming it into place, so a failed build leaves the
+//! previous output untouched.
+
+pub mod summary;
+
+use crate::front::plan::Plan;
+use crate::front::profile::Source;
+use crate::front::{Planned, relative};
+use crate::inputs::extract::{self, ExtractError};
+use crate::inputs::lock::Release;
+use crate::inputs::{self, InputError, Located};
+use crate::manifest::{Input, Manifest, Output};
+use crate::pack::oci::{self, LayerCache, LayerCompression};
+use crate::pack::{disk, installer, payload};
+use crate::tree::{self, Tree, TreeError};
+use crate::util::progress::Progress;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// How to build planned masters. Every value a build depends on is here or in the plans;
+/// nothing is read from the environment.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The project: `vendor/` lives here, and inputs are recorded relative to it.
+    pub root: PathBuf,
+    /// Where output directories go: see [`out_root`].
+    pub out_root: PathBuf,
+    /// Build from the generated stand-in release instead of the pinned tarball.
+    pub sample: bool,
+    /// How OCI layers are stored.
+    pub layer_compression: LayerCompression,
+}
+
+/// One profile's finished build.
+#[derive(Clone, Debug, Serialize)]
+pub struct Built {
+    pub profile: String,
+    pub release: String,
+    pub sample: bool,
+    pub dir: PathBuf,
+    pub files: usize,
+    pub outputs: Vec<Output>,
+    /// manifest.json itself (not listed in its own outputs).
+    pub manifest: Output,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(
+        "refusing to build: the checks found {0} error{s} (shown above; see them again with `cargo xtask check`)",
+        s = if *.0 == 1 { "" } else { "s" }
+    )]
+    Refused(usize),
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error(transparent)]
+    Extract(#[from] ExtractError),
+    #[error("{profile}: {source}")]
+    Tree { profile: String, source: TreeError },
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> BuildError + '_ {
+    move |source| BuildError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// The output root: `target/images` (or `--out`), then `sample/` for a sample build, then the
+/// profile set's directory name when it is not `profiles/` (so `profiles/upgrade` builds land
+/// in `…/upgrade/` and never replace the seed set's).
+pub fn out_root(root: &Path, profiles_dir: &Path, sample: bool, out: Option<&Path>) -> PathBuf {
+    let mut base = out
+        .map(Path::to_owned)
+        .unwrap_or_else(|| root.join("target").join("images"));
+    if sample {
+        base = base.join("sample");
+    }
+    if profiles_dir != root.join("profiles")
+        && let Some(set) = profiles_dir.file_name()
+    {
+        base = base.join(set);
+    }
+    base
+}
+
+/// Builds every planned master, each into `<out root>/<profile>/`. Refuses plans the checks
+/// found errors in.
+pub fn build(
+    planned: &Planned,
+    opts: &Options,
+    progress: &Progress,
+) -> Result<Vec<Built>, BuildError> {
+    let errors = planned.report.errors();
+    if errors > 0 {
+        return Err(BuildError::Refused(errors));
+    }
+    let out_root = &opts.out_root;
+    std::fs::create_dir_all(out_root).map_err(io_err(out_root))?;
+    let session = tempfile::Builder::new()
+        .prefix(".kubemint-session.")
+        .tempdir_in(out_root)
+        .map_err(io_err(out_root))?;
+
+    // The inputs: each release the plans name, located (or generated) once.
+    let source = if opts.sample {
+        inputs::Source::Sample {
+            scratch: session.path().to_owned(),
+        }
+    } else {
+        inputs::Source::Store {
+            vendor: opts.root.join("vendor"),
+        }
+    };
+    let located = source.locate(planned.releases())?;
+
+    // One pass over each release tarball, for the members every plan on it needs.
+    let mut spooled = BTreeMap::new();
+    for Located { release, tarball } in &located {
+        let name = &release.name;
+        let wanted: BTreeSet<String> = planned
+            .masters
+            .iter()
+            .filter(|m| &m.plan.release.name == name)
+            .flat_map(|m| m.plan.binaries.iter().map(|b| b.member.clone()))
+            .collect();
+        let spool = session.path().join(format!("spool-{name}"));
+        std::fs::create_dir(&spool).map_err(io_err(&spool))?;
+        progress.step(&format!("reading {} ({name})", tarball.display()));
+        let members = extract::extract(tarball, &release.sha512, &wanted, &spool, progress)?;
+        let size = std::fs::metadata(tarball).map_err(io_err(tarball))?.len();
+        spooled.insert(name.clone(), (release, members, size));
+    }
+
+    let layers = session.path().join("layers");
+    std::fs::create_dir(&layers).map_err(io_err(&layers))?;
+    let mut cache = LayerCache::new(layers);
+    let mut packing = Packing {
+        compression: opts.layer_compression,
+        cache: &mut cache,
+    };
+    let mut built = Vec::new();
+    for m in &planned.masters {
+        let plan = &m.plan;
+        let (release, members, release_size) = &spooled[&plan.release.name];
+        let tree = tree::from_plan(plan, members).map_err(|source| BuildError::Tree {
+            profile: plan.profile.clone(),
+            source,
+        })?;
+        let mut inputs = vec![Input {
+            kind: "release".into(),
+            path: release.file.clone(),
+            sha256: None,
+            sha512: Some(release.sha512.clone()),
+        }];
+        let rel = |s: &Source, kind: &str| Input {
+            kind: kind.into(),
+            path: relative(&opts.root, &s.path),
+            sha256: Some(s.sha256.clone()),
+            sha512: None,
+        };
+        inputs.extend(m.profile.sources.iter().map(|s| rel(s, "profile")));
+        let image = &planned.images[&plan.image];
+        inputs.extend(
+            image
+                .sources
+                .iter()
+                .enumerate()
+                .map(|(i, s)| rel(s, if i == 0 { "image" } else { "template" })),
+        );
+        progress.step(&format!("packing {}", plan.profile));
+        built.push(write_outputs(
+            plan,
+            release,
+            &tree,
+            *release_size,
+            inputs,
+            out_root,
+            &mut packing,
+            progress,
+        )?);
+    }
+    Ok(built)
+}
+
+/// What packers share across the profiles of one build.
+struct Packing<'a> {
+    compression: LayerCompression,
+    cache: &'a mut LayerCache,
+}
+
+/// Writes payload, installer, OCI layout and archive, manifest.json and SHA256SUMS into a
+/// staging directory, then renames it to `<out_root>/<profile>`.
+#[allow(clippy::too_many_arguments)]
+fn write_outputs(
+    plan: &Plan,
+    release: &Release,
+    tree: &Tree,
+    release_size: u64,
+    inputs: Vec<Input>,
+    out_root: &Path,
+    packing: &mut Packing<'_>,
+    progress: &Progress,
+) -> Result<Built, BuildError> {
+    let staging = tempfile::Builder::new()
+        .prefix(&format!(".{}.staging.", plan.profile))
+        .tempdir_in(out_root)
+        .map_err(io_err(out_root))?;
+    let dir = staging.path();
+    // The three packers read the same tree and write different files: run them side by side.
+    let (installer, oci, disk) = std::thread::scope(|s| {
+        let installer = s.spawn(|| write_payload_and_installer(plan, tree, dir, progress));
+        let oci = s.spawn(|| write_oci(plan, release, tree, dir, packing, progress));
+        let disk = write_disk_images(plan, tree, dir, progress);
+        let installer = installer
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        let oci = oci.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (installer, oci, disk)
+    });
+    let mut outputs = installer?;
+    let (oci_outputs, image) = oci?;
+    outputs.extend(oci_outputs);
+    let (disk_outputs, ddi) = disk?;
+    outputs.extend(disk_outputs);
+    let layout = dir.join("oci");
+
+    let read = crate::manifest::Release {
+        name: release.name.clone(),
+        file: release.file.clone(),
+        sha512: release.sha512.clone(),
+        size: release_size,
+    };
+    let manifest = Manifest::new(
+        plan,
+        read,
+        inputs,
+        tree,
+        outputs.clone(),
+        image,
+        ddi,
+    );
+    let bytes = manifest.to_bytes();
+    let manifest_row = write_small(dir, "manifest", "manifest.json", &bytes)?;
+
+    // Every output file, the layout's included, for `sha256sum -c SHA256SUMS`.
+    let mut sums: Vec<(String, String)> = Vec::new();
+    for o in outputs.iter().chain(std::iter::once(&manifest_row)) {
+        if o.kind == "oci-layout" {
+            for (rel, sha256) in oci::layout_sums(&layout).map_err(io_err(&layout))? {
+                sums.push((format!("{}/{rel}", o.path), sha256));
+            }
+        } else {
+            sums.push((o.path.clone(), o.sha256.clone()));
+        }
+    }
+    sums.sort();
+    let text: String = sums
+        .iter()
+        .map(|(path, sha256)| format!("{sha256}  {path}\n"))
+        .collect();
+    write_small(dir, "sums", "SHA256SUMS", text.as_bytes())?;
+    fix_modes(dir)?;
+
+    let final_dir = out_root.join(&plan.profile);
+    replace_dir(staging, &final_dir)?;
+    Ok(Built {
+        profile: plan.profile.clone(),
+        release: plan.release.name.clone(),
+        sample: plan.sample,
+        dir: final_dir,
+        files: tree.len(),
+        outputs,
+        manifest: manifest_row,
+    })
+}
+
+/// `<profile>.tar.gz` and the installer that carries it.
+fn write_payload_and_installer(
+    plan: &Plan,
+    tree: &Tree,
+    dir: &Path,
+    progress: &Progress,
+) -> Result<Vec<Output>, BuildError> {
+    let payload_name = format!("{}.tar.gz", plan.profile);
+    let payload_path = dir.join(&payload_name);
+    let bar = progress.bar(&payload_name, Some(tree.content_size()));
+    let file = BufWriter::with_capacity(1 << 20, create(&payload_path)?);
+    let (file, written) =
+        payload::write_tar_gz(tree, plan.epoch, file, &bar).map_err(io_err(&payload_path))?;
+    finish_file(file, &payload_path)?;
+    bar.finish();
+    let payload = Output {
+        kind: "payload".into(),
+        path: payload_name,
+        size: written.size,
+        sha256: written.sha256,
+    };
+
+    let installer_name = format!("{}-install.sh", plan.profile);
+    let installer_path = dir.join(&installer_name);
+    let out = crate::util::hash::Sha256Writer::new(BufWriter::new(create(&installer_path)?));
+    let out = installer::write(plan, tree, &payload_path, &payload.sha256, out)
+        .map_err(io_err(&installer_path))?;
+    let (file, sha256, size) = out.finish();
+    finish_file(file, &installer_path)?;
+    Ok(vec![
+        payload,
+        Output {
+            kind: "installer".into(),
+            path: installer_name,
+            size,
+            sha256,
+        },
+    ])
+}
+
+/// The OCI image layout `oci/` and the same as `<profile>.oci.tar`.
+fn write_oci(
+    plan: &Plan,
+    release: &Release,
+    tree: &Tree,
+    dir: &Path,
+    packing: &mut Packing<'_>,
+    progress: &Progress,
+) -> Result<(Vec<Output>, oci::Image), BuildError> {
+    progress.step(&format!("writing the OCI image of {}", plan.profile));
+    let layout = dir.join("oci");
+    let image = oci::write_layout(
+        plan,
+        release,
+        tree,
+        packing.compression,
+        &layout,
+        packing.cache,
+        progress,
+    )
+    .map_err(io_err(&layout))?;
+    let (size, sha256) = oci::layout_identity(&layout).map_err(io_err(&layout))?;
+    let layout_row = Output {
+        kind: "oci-layout".into(),
+        path: "oci".into(),
+        size,
+        sha256,
+    };
+    let archive_name = format!("{}.oci.tar", plan.profile);
+    let archive_path = dir.join(&archive_name);
+    let out = crate::util::hash::Sha256Writer::new(BufWriter::with_capacity(
+        1 << 20,
+        create(&archive_path)?,
+    ));
+    let out = oci::write_archive(&layout, plan.epoch, out).map_err(io_err(&archive_path))?;
+    let (file, sha256, size) = out.finish();
+    finish_file(file, &archive_path)?;
+    Ok((
+        vec![
+            layout_row,
+            Output {
+                kind: "oci-archive".into(),
+                path: archive_name,
+                size,
+                sha256,
+            },
+        ],
+        image,
+    ))
+}
+
+/// The system extension (`/usr`, `/opt`), the configuration extension (`/etc`) and the system
+/// extension as a GPT disk image, each named `kubemint-<profile>.raw` as its extension-release
+/// file requires, in `extensions/`, `confexts/` and `disk/` (the directories systemd reads them
+/// from are /var/lib/extensions and /var/lib/confexts).
+fn write_disk_images(
+    plan: &Plan,
+    tree: &Tree,
+    dir: &Path,
+    progress: &Progress,
+) -> Result<(Vec<Output>, disk::Ddi), BuildError> {
+    progress.step(&format!("writing the disk images of {}", plan.profile));
+    let name = format!("kubemint-{}.raw", plan.profile);
+    let within = |p: &str, root: &str| p == root || p.starts_with(&format!("{root}/"));
+    let mut outputs = Vec::new();
+    for (kind, sub, keep) in [
+        ("sysext", "extensions", ["/usr", "/opt"]),
+        ("confext", "confexts", ["/etc", "/etc"]),
+    ] {
+        let part = tree.subset(|p, _| keep.iter().any(|r| within(p, r)));
+        let folder = dir.join(sub);
+        std::fs::create_dir(&folder).map_err(io_err(&folder))?;
+        let path = folder.join(&name);
+        let (size, sha256) =
+            disk::squashfs_file(&part, "/", plan.epoch, &path).map_err(io_err(&path))?;
+        outputs.push(Output {
+            kind: kind.into(),
+            path: format!("{sub}/{name}"),
+            size,
+            sha256,
+        });
+    }
+    let folder = dir.join("disk");
+    std::fs::create_dir(&folder).map_err(io_err(&folder))?;
+    let usr = tempfile::Builder::new()
+        .prefix(".usr.")
+        .tempfile_in(&folder)
+        .map_err(io_err(&folder))?;
+    let usr_tree = tree.subset(|p, _| within(p, "/usr"));
+    let (usr_size, usr_sha256) = disk::squashfs_file(&usr_tree, "/usr", plan.epoch, usr.path())
+        .map_err(io_err(usr.path()))?;
+    let path = folder.join(&name);
+    let out =
+        crate::util::hash::Sha256Writer::new(BufWriter::with_capacity(1 << 20, create(&path)?));
+    let (out, ddi) =
+        disk::write_ddi(usr.path(), usr_size, &usr_sha256, out).map_err(io_err(&path))?;
+    let (file, sha256, size) = out.finish();
+    finish_file(file, &path)?;
+    outputs.push(Output {
+        kind: "disk".into(),
+        path: format!("disk/{name}"),
+        size,
+        sha256,
+    });
+    Ok((outputs, ddi))
+}
+
+fn create(path: &Path) -> Result<File, BuildError> {
+    File::create(path).map_err(io_err(path))
+}
+
+fn finish_file(w: BufWriter<File>, path: &Path) -> Result<(), BuildError> {
+    let file = w.into_inner().map_err(|e| BuildError::Io {
+        path: path.to_owned(),
+        source: e.into_error(),
+    })?;
+    file.sync_all().map_err(io_err(path))
+}
+
+fn write_small(dir: &Path, kind: &str, name: &str, bytes: &[u8]) -> Result<Output, BuildError> {
+    let path = dir.join(name);
+    let mut f = create(&path)?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(io_err(&path))?;
+    Ok(Output {
+        kind: kind.to_owned(),
+        path: name.to_owned(),
+        size: bytes.len() as u64,
+        sha256: crate::util::hash::sha256_hex(bytes),
+    })
+}
+
+/// Output files get fixed modes, whatever the umask: directories and installers 0755, the
+/// rest 0644.
+fn fix_modes(dir: &Path) -> Result<(), BuildError> {
+    for entry in walkdir::WalkDir::new(dir) {
+        let entry = entry.map_err(|e| BuildError::Io {
+            path: dir.to_owned(),
+            source: e.into(),
+        })?;
+        let executable = entry.file_type().is_dir()
+            || entry.file_name().to_string_lossy().ends_with("-install.sh");
+        set_mode(entry.path(), if executable { 0o755 } else { 0o644 })?;
+    }
+    Ok(())
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<(), BuildError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io_err(path))
+}
+
+/// Moves the finished staging directory to `target`, replacing what was there.
+fn replace_dir(staging: tempfile::TempDir, target: &Path) -> Result<(), BuildError> {
+    let staged = staging.keep();
+    if target.exists() {
+        let parent = target.parent().unwrap_or(Path::new("."));
+        let old = tempfile::Builder::new()
+            .prefix(".old.")
+            .tempdir_in(parent)
+            .map_err(io_err(parent))?;
+        let old_path = old.path().join("previous");
+        std::fs::rename(target, &old_path).map_err(io_err(target))?;
+        if let Err(source) = std::fs::rename(&staged, target) {
+            let _ = std::fs::rename(&old_path, target);
+            let _ = std::fs::remove_dir_all(&staged);
+            return Err(BuildError::Io {
+                path: target.to_owned(),
+                source,
+            });
+        }
+        drop(old);
+    } else {
+        std::fs::rename(&staged, target).map_err(|source| {
+            let _ = std::fs::remove_dir_all(&staged);
+            BuildError::Io {
+                path: target.to_owned(),
+                source,
+            }
+        })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,32 @@
+//! kubemint's generator as a library: every pipeline stage is a folder whose modules tests call
+//! directly. Data flows one way:
+//!
+//! 1. [`front`]: profiles and an image definition become validated plans (pure data), checked
+//!    against the release they target, before anything is read or written.
+//! 2. [`inputs`]: the pinned release tarball, located in the store (or a generated sample),
+//!    verified and streamed out once.
+//! 3. [`tree`]: one sorted in-memory file tree per master.
+//! 4. [`pack`]: payload tar.gz, installer, OCI image, sysext, confext and disk image.
+//! 5. [`manifest`]: the canonical description of the tree, its inputs and its outputs.
+//!
+//! [`build`] runs the stages for `build-image`; [`util`] holds what several stages share
+//! (digests, canonical JSON, the epoch, progress bars).
+
+pub mod build;
+pub mod front;
+pub mod inputs;
+pub mod manifest;
+pub mod pack;
+pub mod tree;
+pub mod util;
+
+/// The generator's name and version, as recorded in every manifest.
+pub const GENERATOR: &str = "kubemint";
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+// The library's paths from before the stages got folders, kept so that code written against
+// them (`kubemint::hash`, `kubemint::sample`, …) keeps building.
+pub use build::summary;
+pub use front::{check, image, plan, profile, render, secrets};
+pub use inputs::{extract, fetch, lock, pin, sample};
+pub use util::{canonical, epoch, hash, progress};

@@ -1,0 +1,309 @@
+//! Disk images of a master for image-based hosts: a system extension (`/usr` and `/opt` of the
+//! tree) and a configuration extension (`/etc`) as squashfs, written in-process, and the system
+//! extension again as a GPT Discoverable Disk Image whose GUIDs derive from its content.
+
+use crate::tree::{Content, Kind, Tree};
+use crate::util::epoch::Epoch;
+use crate::util::hash::HashingWriter;
+use backhand::compression::{CompressionOptions, Compressor, Gzip};
+use backhand::{FilesystemCompressor, FilesystemWriter, NodeHeader};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::Path;
+
+/// How the squashfs images are written, recorded in manifest.json like the payload's compressor.
+pub const SQUASHFS: &str =
+    "squashfs 4.0 (backhand, gzip level 6 via flate2/zlib-rs, 128 KiB blocks, no xattrs)";
+
+/// The Discoverable Partitions Specification's type of a `/usr` partition on x86-64.
+pub const USR_X86_64: &str = "8484680c-9521-48c6-9c11-b0720656f69e";
+const SECTOR: u64 = 512;
+/// Partitions start, and the disk ends, on 1 MiB boundaries.
+const ALIGN: u64 = 2048;
+/// GPT partition attribute 60: read-only.
+const READ_ONLY: u64 = 1 << 60;
+
+/// Writes `tree` (whose paths all lie below `strip`, or anywhere when `strip` is `/`) as a
+/// squashfs image with paths relative to `strip`: every inode's mode, owner and mtime from the
+/// tree and the epoch, entries in the tree's order. Returns the image's size.
+pub fn write_squashfs<W: Write + Seek>(
+    tree: &Tree,
+    strip: &str,
+    epoch: Epoch,
+    out: W,
+) -> io::Result<u64> {
+    let mtime = epoch.as_u32();
+    let mut fs = FilesystemWriter::default();
+    fs.set_time(mtime);
+    // Level 6 like the payload: backhand's default, 9, is several times slower for ~1% less.
+    let gzip = Gzip {
+        compression_level: 6,
+        window_size: 15,
+        strategies: 0,
+    };
+    let compressor =
+        FilesystemCompressor::new(Compressor::Gzip, Some(CompressionOptions::Gzip(gzip)));
+    fs.set_compressor(compressor.map_err(io::Error::other)?);
+    fs.set_root_mode(0o755);
+    fs.set_root_uid(0);
+    fs.set_root_gid(0);
+    for (path, entry) in tree.iter() {
+        let rel = match strip {
+            "/" => &path[1..],
+            _ if path == strip => {
+                fs.set_root_mode(entry.mode as u16);
+                continue;
+            }
+            _ => match path.strip_prefix(strip).and_then(|p| p.strip_prefix('/')) {
+                Some(rel) => rel,
+                None => continue,
+            },
+        };
+        let header = NodeHeader::new(entry.mode as u16, entry.uid, entry.gid, mtime);
+        let pushed = match &entry.kind {
+            Kind::Dir => fs.push_dir(rel, header),
+            Kind::Symlink { target } => fs.push_symlink(target.as_str(), rel, header),
+            Kind::File {
+                content: Content::Inline(bytes),
+                ..
+            } => fs.push_file(io::Cursor::new(bytes.clone()), rel, header),
+            Kind::File {
+                content: Content::Spooled(p),
+                ..
+            } => fs.push_file_from_path(p.clone(), rel, header),
+        };
+        pushed.map_err(|e| io::Error::other(format!("{path}: {e}")))?;
+    }
+    let (_, size) = fs.write(out).map_err(io::Error::other)?;
+    Ok(size)
+}
+
+/// The GUIDs of a disk image, as `sfdisk --dump` prints them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Ddi {
+    pub disk_guid: String,
+    pub sector_size: u64,
+    pub partitions: Vec<Partition>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Partition {
+    pub label: String,
+    pub type_guid: String,
+    pub uuid: String,
+    pub first_lba: u64,
+    pub last_lba: u64,
+    /// sha256 of the file system inside.
+    pub sha256: String,
+}
+
+/// Writes a GPT disk image holding `fs` (a file system image) in one `usr-x86-64` partition.
+/// Disk and partition GUIDs derive from the file system's sha256 as systemd-repart derives
+/// them from a seed: the first 16 bytes of HMAC-SHA256(seed, partition type UUID) (resp.
+/// "disk-uuid"), made a version 4 UUID.
+///
+/// `fs_size` and `fs_sha256` are the file system's, as [`squashfs_file`] returned them.
+pub fn write_ddi<W: Write>(
+    fs: &Path,
+    fs_size: u64,
+    fs_sha256: &str,
+    out: W,
+) -> io::Result<(W, Ddi)> {
+    let seed: [u8; 16] = hex::decode(&fs_sha256[..32])
+        .map_err(io::Error::other)?
+        .try_into()
+        .expect("16 bytes");
+    let type_uuid = parse_uuid(USR_X86_64);
+    let part_uuid = derive_uuid(&seed, &type_uuid);
+    let disk_uuid = derive_uuid(&seed, b"disk-uuid");
+
+    let part_sectors = fs_size.div_ceil(SECTOR).div_ceil(ALIGN) * ALIGN;
+    let first = ALIGN;
+    let last = first + part_sectors - 1;
+    let total = (last + 1 + 33).div_ceil(ALIGN) * ALIGN + ALIGN;
+    let label = "usr-x86-64";
+
+    let mut entries = vec![0u8; 128 * 128];
+    entries[0..16].copy_from_slice(&guid_bytes(&type_uuid));
+    entries[16..32].copy_from_slice(&guid_bytes(&part_uuid));
+    entries[32..40].copy_from_slice(&first.to_le_bytes());
+    entries[40..48].copy_from_slice(&last.to_le_bytes());
+    entries[48..56].copy_from_slice(&READ_ONLY.to_le_bytes());
+    for (i, unit) in label.encode_utf16().enumerate() {
+        entries[56 + 2 * i..58 + 2 * i].copy_from_slice(&unit.to_le_bytes());
+    }
+    let entries_crc = crc32fast::hash(&entries);
+    let header = |current: u64, backup: u64, entries_lba: u64| {
+        let mut h = vec![0u8; SECTOR as usize];
+        h[0..8].copy_from_slice(b"EFI PART");
+        h[8..12].copy_from_slice(&0x0001_0000u32.to_le_bytes());
+        h[12..16].copy_from_slice(&92u32.to_le_bytes());
+        h[24..32].copy_from_slice(&current.to_le_bytes());
+        h[32..40].copy_from_slice(&backup.to_le_bytes());
+        h[40..48].copy_from_slice(&34u64.to_le_bytes());
+        h[48..56].copy_from_slice(&(total - 34).to_le_bytes());
+        h[56..72].copy_from_slice(&guid_bytes(&disk_uuid));
+        h[72..80].copy_from_slice(&entries_lba.to_le_bytes());
+        h[80..84].copy_from_slice(&128u32.to_le_bytes());
+        h[84..88].copy_from_slice(&128u32.to_le_bytes());
+        h[88..92].copy_from_slice(&entries_crc.to_le_bytes());
+        let crc = crc32fast::hash(&h[..92]);
+        h[16..20].copy_from_slice(&crc.to_le_bytes());
+        h
+    };
+
+    let mut w = HashingWriter::<_, Sha256>::new(out);
+    let mut mbr = vec![0u8; SECTOR as usize];
+    mbr[446..462].copy_from_slice(&protective_mbr_entry(total));
+    mbr[510] = 0x55;
+    mbr[511] = 0xaa;
+    w.write_all(&mbr)?;
+    w.write_all(&header(1, total - 1, 2))?;
+    w.write_all(&entries)?;
+    zeros(&mut w, (first - 34) * SECTOR)?;
+    let copied = io::copy(&mut File::open(fs)?, &mut w)?;
+    if copied != fs_size {
+        return Err(io::Error::other(format!(
+            "{}: changed while being copied",
+            fs.display()
+        )));
+    }
+    zeros(&mut w, (last + 1) * SECTOR - (first * SECTOR + fs_size))?;
+    zeros(&mut w, (total - 33 - (last + 1)) * SECTOR)?;
+    w.write_all(&entries)?;
+    w.write_all(&header(total - 1, 1, total - 33))?;
+    let (out, _, written) = w.finish();
+    debug_assert_eq!(written, total * SECTOR);
+    let ddi = Ddi {
+        disk_guid: uuid_string(&disk_uuid),
+        sector_size: SECTOR,
+        partitions: vec![Partition {
+            label: label.to_owned(),
+            type_guid: USR_X86_64.to_owned(),
+            uuid: uuid_string(&part_uuid),
+            first_lba: first,
+            last_lba: last,
+            sha256: fs_sha256.to_owned(),
+        }],
+    };
+    Ok((out, ddi))
+}
+
+fn zeros<W: Write>(w: &mut W, n: u64) -> io::Result<()> {
+    io::copy(&mut io::repeat(0).take(n), w).map(|_| ())
+}
+
+fn protective_mbr_entry(total: u64) -> [u8; 16] {
+    let mut e = [0u8; 16];
+    e[1..4].copy_from_slice(&[0x00, 0x02, 0x00]);
+    e[4] = 0xee;
+    e[5..8].copy_from_slice(&[0xff, 0xff, 0xff]);
+    e[8..12].copy_from_slice(&1u32.to_le_bytes());
+    e[12..16].copy_from_slice(&u32::try_from(total - 1).unwrap_or(u32::MAX).to_le_bytes());
+    e
+}
+
+/// HMAC-SHA256 (RFC 2104).
+pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    let mut block = [0u8; 64];
+    if key.len() > 64 {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let pad = |byte: u8| block.map(|b| b ^ byte);
+    let inner = Sha256::new()
+        .chain_update(pad(0x36))
+        .chain_update(message)
+        .finalize();
+    Sha256::new()
+        .chain_update(pad(0x5c))
+        .chain_update(inner)
+        .finalize()
+        .into()
+}
+
+/// systemd-repart's derivation: HMAC-SHA256(seed, message), first 16 bytes, as a v4 UUID.
+fn derive_uuid(seed: &[u8; 16], message: &[u8]) -> [u8; 16] {
+    let mut id: [u8; 16] = hmac_sha256(seed, message)[..16]
+        .try_into()
+        .expect("16 bytes");
+    id[6] = (id[6] & 0x0f) | 0x40;
+    id[8] = (id[8] & 0x3f) | 0x80;
+    id
+}
+
+/// A UUID string as 16 bytes in string order.
+fn parse_uuid(s: &str) -> [u8; 16] {
+    hex::decode(s.replace('-', ""))
+        .expect("a valid UUID constant")
+        .try_into()
+        .expect("16 bytes")
+}
+
+fn uuid_string(b: &[u8; 16]) -> String {
+    let h = hex::encode(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+/// GPT stores the first three fields of a GUID little-endian.
+fn guid_bytes(b: &[u8; 16]) -> [u8; 16] {
+    let mut g = *b;
+    g[0..4].reverse();
+    g[4..6].reverse();
+    g[6..8].reverse();
+    g
+}
+
+/// Writes `tree`'s part below `strip` as squashfs into `path`, returning (size, sha256).
+pub fn squashfs_file(
+    tree: &Tree,
+    strip: &str,
+    epoch: Epoch,
+    path: &Path,
+) -> io::Result<(u64, String)> {
+    let mut file = BufWriter::with_capacity(1 << 20, File::create(path)?);
+    write_squashfs(tree, strip, epoch, &mut file)?;
+    file.flush()?;
+    let mut file = file.into_inner().map_err(|e| e.into_error())?;
+    file.seek(SeekFrom::Start(0))?;
+    file.sync_all()?;
+    let (sha256, size) = crate::util::hash::sha256_file(path)?;
+    Ok((size, sha256))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hmac_rfc4231_case_2() {
+        let mac = hmac_sha256(b"Jefe", b"what do ya want for nothing?");
+        assert_eq!(
+            hex::encode(mac),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn guid_layout() {
+        let u = parse_uuid(USR_X86_64);
+        assert_eq!(uuid_string(&u), USR_X86_64);
+        assert_eq!(
+            hex::encode(guid_bytes(&u)),
+            "0c6884842195c6489c11b0720656f69e"
+        );
+        let v = derive_uuid(&[7; 16], &u);
+        assert_eq!(v[6] >> 4, 4);
+        assert_eq!(v[8] >> 6, 2);
+    }
+}

@@ -1,0 +1,225 @@
+//! `cargo xtask test`: the test suite, as README gives it and `.ci/run` calls it. The tests
+//! judge outputs with the tools users have (shellcheck, systemd, skopeo, umoci, podman,
+//! squashfs-tools, …), so the suite first makes sure every one is there: run as root on Debian
+//! it installs what is missing; otherwise it stops before running anything, with one message
+//! naming every missing tool and the command that installs them.
+
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+#[derive(clap::Args, Debug)]
+pub struct TestArgs {
+    /// Never install anything; only say what is missing
+    #[arg(long)]
+    no_install: bool,
+    /// Only check (and install) the tools; run no test
+    #[arg(long)]
+    tools_only: bool,
+    /// Passed to `cargo test` (e.g. a test name filter)
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CARGO_TEST_ARGS"
+    )]
+    args: Vec<String>,
+}
+
+/// A command the tests run, the Debian package that ships it, and what it judges.
+struct Tool {
+    command: &'static str,
+    package: &'static str,
+    why: &'static str,
+}
+
+/// Every tool the suite needs beyond a Debian base system and the Rust toolchain.
+const TOOLS: &[Tool] = &[
+    Tool {
+        command: "shellcheck",
+        package: "shellcheck",
+        why: "the installer must pass it",
+    },
+    Tool {
+        command: "systemd-analyze",
+        package: "systemd",
+        why: "verifies every unit",
+    },
+    Tool {
+        command: "systemd-sysusers",
+        package: "systemd",
+        why: "creates the service user when installing on /",
+    },
+    Tool {
+        command: "systemd-dissect",
+        package: "systemd-container",
+        why: "judges the sysext, confext and disk images",
+    },
+    Tool {
+        command: "unshare",
+        package: "util-linux",
+        why: "installs on an overlay of / in a private mount namespace",
+    },
+    Tool {
+        command: "skopeo",
+        package: "skopeo",
+        why: "judges the OCI layout and copies it to a registry",
+    },
+    Tool {
+        command: "umoci",
+        package: "umoci",
+        why: "unpacks the OCI image",
+    },
+    Tool {
+        command: "podman",
+        package: "podman",
+        why: "loads the OCI archive",
+    },
+    Tool {
+        command: "docker-registry",
+        package: "docker-registry",
+        why: "a registry on loopback to push to",
+    },
+    Tool {
+        command: "unsquashfs",
+        package: "squashfs-tools",
+        why: "reads the squashfs images",
+    },
+    Tool {
+        command: "mksquashfs",
+        package: "squashfs-tools",
+        why: "the benchmark's shell baseline (its tests)",
+    },
+    Tool {
+        command: "sfdisk",
+        package: "fdisk",
+        why: "reads the GPT disk images",
+    },
+    Tool {
+        command: "sgdisk",
+        package: "gdisk",
+        why: "verifies the GPT disk images",
+    },
+    Tool {
+        command: "kubectl",
+        package: "kubernetes-client",
+        why: "reads the generated kubeconfigs",
+    },
+];
+
+/// Where a command is looked for: `PATH`, then the sbin directories a user's PATH often lacks.
+fn find(command: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/local/sbin", "/usr/sbin", "/sbin"].map(PathBuf::from))
+        .map(|d| d.join(command))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+fn missing() -> Vec<&'static Tool> {
+    TOOLS.iter().filter(|t| find(t.command).is_none()).collect()
+}
+
+fn packages(tools: &[&Tool]) -> Vec<&'static str> {
+    let mut p: Vec<&str> = tools.iter().map(|t| t.package).collect();
+    p.sort_unstable();
+    p.dedup();
+    p
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Installs `tools`' packages with apt-get (as root, on Debian).
+fn install(tools: &[&Tool]) -> Result<()> {
+    let packages = packages(tools);
+    eprintln!("cargo xtask test: installing {}", packages.join(" "));
+    let apt = |args: &[&str]| -> Result<()> {
+        let status = Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .context("cannot run apt-get")?;
+        anyhow::ensure!(
+            status.success(),
+            "apt-get {} failed ({status})",
+            args.join(" ")
+        );
+        Ok(())
+    };
+    apt(&["update", "-q"])?;
+    let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
+    args.extend(packages);
+    apt(&args)
+}
+
+pub fn run(root: &Path, args: &TestArgs) -> Result<ExitCode> {
+    let mut lacking = missing();
+    if !lacking.is_empty() && !args.no_install && is_root() && find("apt-get").is_some() {
+        install(&lacking)?;
+        lacking = missing();
+    }
+    if !lacking.is_empty() {
+        let mut msg = String::from("error: the test suite needs tools this machine lacks:\n");
+        for t in &lacking {
+            msg.push_str(&format!(
+                "  {} (Debian package {}): {}\n",
+                t.command, t.package, t.why
+            ));
+        }
+        msg.push_str(&format!(
+            "install them with:\n  sudo apt-get install -y --no-install-recommends {}\n\
+             or let the suite do it (it runs as root anyway):\n  sudo -E env \"PATH=$PATH\" cargo xtask test\n\
+             nothing was run.",
+            packages(&lacking).join(" ")
+        ));
+        eprintln!("{msg}");
+        return Ok(ExitCode::from(2));
+    }
+    if !is_root() {
+        eprintln!(
+            "error: the tests run as root: they check that files are owned by root, unpack images \
+             with umoci, attach loop devices and chroot into an overlay of /.\n  \
+             sudo -E env \"PATH=$PATH\" cargo xtask test\nnothing was run."
+        );
+        return Ok(ExitCode::from(2));
+    }
+    if args.tools_only {
+        eprintln!("cargo xtask test: every tool the suite needs is installed");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(&cargo)
+        .args(["test", "--workspace", "--locked"])
+        .args(&args.args)
+        .current_dir(root)
+        .status()
+        .context("cannot run cargo test")?;
+    Ok(match status.code() {
+        Some(0) => ExitCode::SUCCESS,
+        _ => ExitCode::FAILURE,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_tool_names_its_package_once() {
+        let mut commands: Vec<&str> = TOOLS.iter().map(|t| t.command).collect();
+        commands.sort_unstable();
+        commands.dedup();
+        assert_eq!(commands.len(), TOOLS.len());
+        assert!(
+            TOOLS
+                .iter()
+                .all(|t| !t.package.is_empty() && !t.why.is_empty())
+        );
+        assert_eq!(packages(&[&TOOLS[1], &TOOLS[2]]), ["systemd"]);
+    }
+}
