@@ -4,21 +4,6 @@
 use crate::support::{Project, sh, text, xtask_bin};
 use std::path::Path;
 
-/// Digests of the sample build of master-1, one `<digest>  <output>` a line. They change only
-/// on purpose: a template, the profile, the tar, gzip or JSON writer (say which in the commit).
-const GOLDEN: &str = include_str!("../golden/master-1-sample.sha256");
-
-fn golden(what: &str) -> &'static str {
-    GOLDEN
-        .lines()
-        .find_map(|l| {
-            l.split_once("  ")
-                .filter(|(_, name)| name.starts_with(what))
-                .map(|(d, _)| d)
-        })
-        .unwrap_or_else(|| panic!("no golden digest for {what}"))
-}
-
 fn build_under(project: &Project, cwd: &Path, tz: &str, lang: &str, umask: &str, out: &str) {
     let script = format!(
         "umask {umask} && cd '{}' && exec \"$0\" \"$@\"",
@@ -123,32 +108,28 @@ fn two_builds_under_different_conditions_are_byte_identical() {
     }
 }
 
+/// The digests of the sample build of master-1 are pinned in `tests/golden/`: they change only
+/// on purpose (a template, a profile, the tar, gzip, squashfs, GPT or JSON writer), each change
+/// in a commit that says why. `UPDATE_SNAPSHOTS=1` rewrites the file.
 #[test]
 fn payload_matches_golden_digest() {
     let p = Project::new();
     let dir = p.build_sample("master-1");
-    let digest = kubemint::hash::sha256_file(&dir.join("master-1.tar.gz"))
-        .unwrap()
-        .0;
-    assert_eq!(
-        digest,
-        golden("master-1.tar.gz"),
-        "the sample payload of master-1 changed; if on purpose, update tests/golden and say why"
-    );
     let manifest = crate::support::manifest(&dir);
-    assert_eq!(
+    let sha = |rel: &str| kubemint::hash::sha256_file(&dir.join(rel)).unwrap().0;
+    let text = format!(
+        "{}  master-1.tar.gz (payload of the sample build of master-1, release v1.14.2)\n\
+         {}  image manifest (OCI, gzip layers, same build)\n\
+         {}  extensions/kubemint-master-1.raw (system extension, squashfs, same build)\n\
+         {}  confexts/kubemint-master-1.raw (configuration extension, squashfs, same build)\n\
+         {}  disk/kubemint-master-1.raw (the system extension as a GPT disk image, same build)\n",
+        sha("master-1.tar.gz"),
         manifest["oci"]["manifest_digest"].as_str().unwrap(),
-        golden("image manifest"),
-        "the sample image manifest of master-1 changed; if on purpose, update tests/golden and say why"
+        sha("extensions/kubemint-master-1.raw"),
+        sha("confexts/kubemint-master-1.raw"),
+        sha("disk/kubemint-master-1.raw"),
     );
-    let sysext = kubemint::hash::sha256_file(&dir.join("extensions/kubemint-master-1.raw"))
-        .unwrap()
-        .0;
-    assert_eq!(
-        sysext,
-        golden("extensions/kubemint-master-1.raw"),
-        "the sample sysext of master-1 changed; if on purpose, update tests/golden and say why"
-    );
+    crate::expect::file("golden/master-1-sample.sha256", &text);
 }
 
 #[test]

@@ -13,7 +13,7 @@ use crate::inputs::lock::Release;
 use crate::inputs::{self, InputError, Located};
 use crate::manifest::{Input, Manifest, Output};
 use crate::pack::oci::{self, LayerCache, LayerCompression};
-use crate::pack::{disk, installer, payload};
+use crate::pack::{disk, installer, payload, squashfs};
 use crate::tree::{self, Tree, TreeError};
 use crate::util::progress::Progress;
 use serde::Serialize;
@@ -238,15 +238,7 @@ fn write_outputs(
         sha512: release.sha512.clone(),
         size: release_size,
     };
-    let manifest = Manifest::new(
-        plan,
-        read,
-        inputs,
-        tree,
-        outputs.clone(),
-        image,
-        ddi,
-    );
+    let manifest = Manifest::new(plan, read, inputs, tree, outputs.clone(), image, ddi);
     let bytes = manifest.to_bytes();
     let manifest_row = write_small(dir, "manifest", "manifest.json", &bytes)?;
 
@@ -396,7 +388,7 @@ fn write_disk_images(
         std::fs::create_dir(&folder).map_err(io_err(&folder))?;
         let path = folder.join(&name);
         let (size, sha256) =
-            disk::squashfs_file(&part, "/", plan.epoch, &path).map_err(io_err(&path))?;
+            squashfs::squashfs_file(&part, "/", plan.epoch, &path).map_err(io_err(&path))?;
         outputs.push(Output {
             kind: kind.into(),
             path: format!("{sub}/{name}"),
@@ -411,7 +403,7 @@ fn write_disk_images(
         .tempfile_in(&folder)
         .map_err(io_err(&folder))?;
     let usr_tree = tree.subset(|p, _| within(p, "/usr"));
-    let (usr_size, usr_sha256) = disk::squashfs_file(&usr_tree, "/usr", plan.epoch, usr.path())
+    let (usr_size, usr_sha256) = squashfs::squashfs_file(&usr_tree, "/usr", plan.epoch, usr.path())
         .map_err(io_err(usr.path()))?;
     let path = folder.join(&name);
     let out =

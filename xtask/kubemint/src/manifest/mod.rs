@@ -135,7 +135,7 @@ impl Manifest {
                 name: crate::GENERATOR.to_owned(),
                 version: crate::VERSION.to_owned(),
                 compressor: crate::pack::payload::COMPRESSOR.to_owned(),
-                squashfs: crate::pack::disk::SQUASHFS.to_owned(),
+                squashfs: crate::pack::squashfs::SQUASHFS.to_owned(),
             },
             files: file_rows(tree),
             outputs,

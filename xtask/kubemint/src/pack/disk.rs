@@ -1,21 +1,13 @@
-//! Disk images of a master for image-based hosts: a system extension (`/usr` and `/opt` of the
-//! tree) and a configuration extension (`/etc`) as squashfs, written in-process, and the system
-//! extension again as a GPT Discoverable Disk Image whose GUIDs derive from its content.
+//! The system extension as a GPT Discoverable Disk Image, written in-process: protective MBR,
+//! both GPT headers, CRC32s, 1 MiB alignment, GUIDs derived from the content the way
+//! systemd-repart derives them from a seed.
 
-use crate::tree::{Content, Kind, Tree};
-use crate::util::epoch::Epoch;
 use crate::util::hash::HashingWriter;
-use backhand::compression::{CompressionOptions, Compressor, Gzip};
-use backhand::{FilesystemCompressor, FilesystemWriter, NodeHeader};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Write};
 use std::path::Path;
-
-/// How the squashfs images are written, recorded in manifest.json like the payload's compressor.
-pub const SQUASHFS: &str =
-    "squashfs 4.0 (backhand, gzip level 6 via flate2/zlib-rs, 128 KiB blocks, no xattrs)";
 
 /// The Discoverable Partitions Specification's type of a `/usr` partition on x86-64.
 pub const USR_X86_64: &str = "8484680c-9521-48c6-9c11-b0720656f69e";
@@ -24,61 +16,6 @@ const SECTOR: u64 = 512;
 const ALIGN: u64 = 2048;
 /// GPT partition attribute 60: read-only.
 const READ_ONLY: u64 = 1 << 60;
-
-/// Writes `tree` (whose paths all lie below `strip`, or anywhere when `strip` is `/`) as a
-/// squashfs image with paths relative to `strip`: every inode's mode, owner and mtime from the
-/// tree and the epoch, entries in the tree's order. Returns the image's size.
-pub fn write_squashfs<W: Write + Seek>(
-    tree: &Tree,
-    strip: &str,
-    epoch: Epoch,
-    out: W,
-) -> io::Result<u64> {
-    let mtime = epoch.as_u32();
-    let mut fs = FilesystemWriter::default();
-    fs.set_time(mtime);
-    // Level 6 like the payload: backhand's default, 9, is several times slower for ~1% less.
-    let gzip = Gzip {
-        compression_level: 6,
-        window_size: 15,
-        strategies: 0,
-    };
-    let compressor =
-        FilesystemCompressor::new(Compressor::Gzip, Some(CompressionOptions::Gzip(gzip)));
-    fs.set_compressor(compressor.map_err(io::Error::other)?);
-    fs.set_root_mode(0o755);
-    fs.set_root_uid(0);
-    fs.set_root_gid(0);
-    for (path, entry) in tree.iter() {
-        let rel = match strip {
-            "/" => &path[1..],
-            _ if path == strip => {
-                fs.set_root_mode(entry.mode as u16);
-                continue;
-            }
-            _ => match path.strip_prefix(strip).and_then(|p| p.strip_prefix('/')) {
-                Some(rel) => rel,
-                None => continue,
-            },
-        };
-        let header = NodeHeader::new(entry.mode as u16, entry.uid, entry.gid, mtime);
-        let pushed = match &entry.kind {
-            Kind::Dir => fs.push_dir(rel, header),
-            Kind::Symlink { target } => fs.push_symlink(target.as_str(), rel, header),
-            Kind::File {
-                content: Content::Inline(bytes),
-                ..
-            } => fs.push_file(io::Cursor::new(bytes.clone()), rel, header),
-            Kind::File {
-                content: Content::Spooled(p),
-                ..
-            } => fs.push_file_from_path(p.clone(), rel, header),
-        };
-        pushed.map_err(|e| io::Error::other(format!("{path}: {e}")))?;
-    }
-    let (_, size) = fs.write(out).map_err(io::Error::other)?;
-    Ok(size)
-}
 
 /// The GUIDs of a disk image, as `sfdisk --dump` prints them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -205,24 +142,13 @@ fn protective_mbr_entry(total: u64) -> [u8; 16] {
     e
 }
 
-/// HMAC-SHA256 (RFC 2104).
+/// HMAC-SHA256 (RFC 2104), by the RustCrypto `hmac` crate.
 pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
-    let mut block = [0u8; 64];
-    if key.len() > 64 {
-        block[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let pad = |byte: u8| block.map(|b| b ^ byte);
-    let inner = Sha256::new()
-        .chain_update(pad(0x36))
-        .chain_update(message)
-        .finalize();
-    Sha256::new()
-        .chain_update(pad(0x5c))
-        .chain_update(inner)
-        .finalize()
-        .into()
+    use hmac::Mac;
+    let mut mac =
+        hmac::Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes a key of any length");
+    mac.update(message);
+    mac.finalize().into_bytes().into()
 }
 
 /// systemd-repart's derivation: HMAC-SHA256(seed, message), first 16 bytes, as a v4 UUID.
@@ -262,23 +188,6 @@ fn guid_bytes(b: &[u8; 16]) -> [u8; 16] {
     g[4..6].reverse();
     g[6..8].reverse();
     g
-}
-
-/// Writes `tree`'s part below `strip` as squashfs into `path`, returning (size, sha256).
-pub fn squashfs_file(
-    tree: &Tree,
-    strip: &str,
-    epoch: Epoch,
-    path: &Path,
-) -> io::Result<(u64, String)> {
-    let mut file = BufWriter::with_capacity(1 << 20, File::create(path)?);
-    write_squashfs(tree, strip, epoch, &mut file)?;
-    file.flush()?;
-    let mut file = file.into_inner().map_err(|e| e.into_error())?;
-    file.seek(SeekFrom::Start(0))?;
-    file.sync_all()?;
-    let (sha256, size) = crate::util::hash::sha256_file(path)?;
-    Ok((size, sha256))
 }
 
 #[cfg(test)]
