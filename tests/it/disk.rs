@@ -213,3 +213,41 @@ fn gpt_image_is_valid_with_content_derived_guids() {
         "{m1}"
     );
 }
+
+#[test]
+fn unsquashfs_reads_the_superblock_of_every_image_without_an_error() {
+    require_tool("unsquashfs");
+    let p = Project::new();
+    p.ok(&["build-image", "--all", "--sample"]);
+    p.ok(&[
+        "build-image",
+        "--all",
+        "--sample",
+        "--profiles",
+        "profiles/upgrade",
+    ]);
+    let out = p.path().join("target/images/sample");
+    let mut seen = 0;
+    for entry in walkdir::WalkDir::new(&out).sort_by_file_name() {
+        let entry = entry.unwrap();
+        let path = entry.path();
+        let kind = path.parent().unwrap().file_name().unwrap();
+        if !(kind == "extensions" || kind == "confexts") {
+            continue;
+        }
+        let out = crate::support::sh(&format!("unsquashfs -s '{}'", path.display()));
+        let (stdout, stderr) = (
+            crate::support::text(&out.stdout),
+            crate::support::text(&out.stderr),
+        );
+        assert!(out.status.success(), "{}: {stderr}", path.display());
+        assert!(
+            !stdout.to_lowercase().contains("error") && !stderr.to_lowercase().contains("error"),
+            "{}:\n{stdout}{stderr}",
+            path.display()
+        );
+        assert!(stdout.contains("Compression gzip"), "{stdout}");
+        seen += 1;
+    }
+    assert_eq!(seen, 12, "3 masters x 2 sets x (sysext, confext)");
+}

@@ -12,8 +12,7 @@ use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::Path;
 
 /// How the squashfs images are written, recorded in manifest.json like the payload's compressor.
-pub const SQUASHFS: &str =
-    "squashfs 4.0 (backhand, gzip level 6 via flate2/zlib-rs, 128 KiB blocks, no xattrs)";
+pub const SQUASHFS: &str = "squashfs 4.0 (backhand, gzip level 6 via flate2/zlib-rs, no compressor options block, 128 KiB blocks, no xattrs)";
 
 /// Writes `tree` (whose paths all lie below `strip`, or anywhere when `strip` is `/`) as a
 /// squashfs image with paths relative to `strip`: every inode's mode, owner and mtime from the
@@ -36,6 +35,11 @@ pub fn write_squashfs<W: Write + Seek>(
     let compressor =
         FilesystemCompressor::new(Compressor::Gzip, Some(CompressionOptions::Gzip(gzip)));
     fs.set_compressor(compressor.map_err(io::Error::other)?);
+    // No compressor options block: it is optional, readers only show it, and backhand 0.25
+    // writes gzip's 7 bytes long where the format has 8 (its window size is a u8, not a u16),
+    // which `unsquashfs -s` reports as an error. Without it readers assume gzip's defaults,
+    // which decompress whatever level wrote the data.
+    fs.set_emit_compression_options(false);
     fs.set_root_mode(0o755);
     fs.set_root_uid(0);
     fs.set_root_gid(0);
