@@ -158,8 +158,39 @@ fn systemd_dissect_takes_both_sysext_forms() {
         dir.join("disk/kubemint-master-2.raw").display()
     ));
     assert!(
-        disk.contains("usr-x86-64") && disk.contains(" usr "),
+        disk.contains("root-x86-64") && disk.contains(" root "),
         "{disk}"
+    );
+}
+
+#[test]
+fn the_disk_partition_is_the_sysext_byte_for_byte_and_dd_reproduces_its_digest() {
+    let p = Project::new();
+    let dir = p.build_sample("master-1");
+    let m = manifest(&dir);
+    let part = &m["disk"]["partitions"][0];
+    let sysext = m["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["kind"] == "sysext")
+        .unwrap();
+    assert_eq!(part["sha256"], sysext["sha256"]);
+    assert_eq!(part["size"], sysext["size"]);
+    assert_eq!(part["offset"], 1 << 20);
+    let disk = std::fs::read(dir.join("disk/kubemint-master-1.raw")).unwrap();
+    let bytes = std::fs::read(dir.join("extensions/kubemint-master-1.raw")).unwrap();
+    assert_eq!(&disk[1 << 20..(1 << 20) + bytes.len()], bytes.as_slice());
+    // The recorded command, run in the output directory, prints the recorded digest.
+    let cmd = part["reproduce"].as_str().unwrap();
+    assert!(
+        cmd.starts_with("dd if=disk/kubemint-master-1.raw "),
+        "{cmd}"
+    );
+    let out = ok(&format!("cd '{}' && {cmd}", dir.display()));
+    assert_eq!(
+        out.split_whitespace().next().unwrap(),
+        part["sha256"].as_str().unwrap()
     );
 }
 
@@ -181,7 +212,7 @@ fn gpt_image_is_valid_with_content_derived_guids() {
     };
     let m1 = dump(&a, "master-1");
     assert!(
-        m1.contains("type=8484680C-9521-48C6-9C11-B0720656F69E"),
+        m1.contains("type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709"),
         "{m1}"
     );
     assert!(

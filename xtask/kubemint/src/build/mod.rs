@@ -366,7 +366,7 @@ fn write_oci(
 }
 
 /// The system extension (`/usr`, `/opt`), the configuration extension (`/etc`) and the system
-/// extension as a GPT disk image, each named `kubemint-<profile>.raw` as its extension-release
+/// extension again, byte for byte, as a GPT disk image, each named `kubemint-<profile>.raw` as its extension-release
 /// file requires, in `extensions/`, `confexts/` and `disk/` (the directories systemd reads them
 /// from are /var/lib/extensions and /var/lib/confexts).
 fn write_disk_images(
@@ -396,20 +396,21 @@ fn write_disk_images(
             sha256,
         });
     }
+    // The disk image's partition holds the sysext's very bytes.
+    let sysext = &outputs[0];
     let folder = dir.join("disk");
     std::fs::create_dir(&folder).map_err(io_err(&folder))?;
-    let usr = tempfile::Builder::new()
-        .prefix(".usr.")
-        .tempfile_in(&folder)
-        .map_err(io_err(&folder))?;
-    let usr_tree = tree.subset(|p, _| within(p, "/usr"));
-    let (usr_size, usr_sha256) = squashfs::squashfs_file(&usr_tree, "/usr", plan.epoch, usr.path())
-        .map_err(io_err(usr.path()))?;
     let path = folder.join(&name);
     let out =
         crate::util::hash::Sha256Writer::new(BufWriter::with_capacity(1 << 20, create(&path)?));
-    let (out, ddi) =
-        disk::write_ddi(usr.path(), usr_size, &usr_sha256, out).map_err(io_err(&path))?;
+    let (out, ddi) = disk::write_ddi(
+        &dir.join(&sysext.path),
+        sysext.size,
+        &sysext.sha256,
+        &format!("disk/{name}"),
+        out,
+    )
+    .map_err(io_err(&path))?;
     let (file, sha256, size) = out.finish();
     finish_file(file, &path)?;
     outputs.push(Output {

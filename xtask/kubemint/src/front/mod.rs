@@ -307,21 +307,6 @@ fn layout(plan: &Plan) -> Vec<Finding> {
     for l in &plan.links {
         add(tree.add_symlink(&l.path, &l.target));
     }
-    // The disk image's usr partition holds /usr itself as its file system root: it has no room
-    // for /opt, so a tree with anything there cannot be one without losing it.
-    if let Some((path, _)) = tree
-        .iter()
-        .find(|(p, _)| *p == "/opt" || p.starts_with("/opt/"))
-    {
-        out.push(
-            Finding::new(
-                Severity::Error,
-                &plan.profile,
-                format!("{path}: the disk image's usr-x86-64 partition carries only /usr"),
-            )
-            .fix("move what is in /opt below /usr (e.g. paths.bin_dir)"),
-        );
-    }
     out
 }
 

@@ -1,6 +1,11 @@
 //! The system extension as a GPT Discoverable Disk Image, written in-process: protective MBR,
 //! both GPT headers, CRC32s, 1 MiB alignment, GUIDs derived from the content the way
 //! systemd-repart derives them from a seed.
+//!
+//! The partition holds exactly the sysext's bytes, so one digest covers both forms. Its type is
+//! `root-x86-64`: a `usr` partition's file system is `/usr` itself, while the sysext's holds
+//! `usr/` (and `opt/`) below its root; systemd-dissect and systemd-sysext take either type for
+//! an extension.
 
 use crate::util::hash::HashingWriter;
 use serde::Serialize;
@@ -11,6 +16,8 @@ use std::path::Path;
 
 /// The Discoverable Partitions Specification's type of a `/usr` partition on x86-64.
 pub const USR_X86_64: &str = "8484680c-9521-48c6-9c11-b0720656f69e";
+/// The Discoverable Partitions Specification's type of a root partition on x86-64.
+pub const ROOT_X86_64: &str = "4f68bce3-e8cd-4db1-96e7-fbcaf984b709";
 const SECTOR: u64 = 512;
 /// Partitions start, and the disk ends, on 1 MiB boundaries.
 const ALIGN: u64 = 2048;
@@ -32,27 +39,36 @@ pub struct Partition {
     pub uuid: String,
     pub first_lba: u64,
     pub last_lba: u64,
-    /// sha256 of the file system inside.
+    /// Where the file system starts in the image, in bytes.
+    pub offset: u64,
+    /// How many bytes of the partition the file system fills: what `sha256` covers.
+    pub size: u64,
+    /// sha256 of those `size` bytes from `offset` on.
     pub sha256: String,
+    /// The command that reproduces `sha256` from the image, run in the output directory.
+    pub reproduce: String,
 }
 
-/// Writes a GPT disk image holding `fs` (a file system image) in one `usr-x86-64` partition.
-/// Disk and partition GUIDs derive from the file system's sha256 as systemd-repart derives
-/// them from a seed: the first 16 bytes of HMAC-SHA256(seed, partition type UUID) (resp.
-/// "disk-uuid"), made a version 4 UUID.
+/// Writes a GPT disk image holding `fs` (a file system image, byte for byte) in one read-only
+/// `root-x86-64` partition. Disk and partition GUIDs derive from the file system's sha256 as
+/// systemd-repart derives them from a seed: the first 16 bytes of HMAC-SHA256(seed, partition
+/// type UUID) (resp. "disk-uuid"), made a version 4 UUID. `shown` is the image's path as the
+/// `reproduce` command names it.
 ///
-/// `fs_size` and `fs_sha256` are the file system's, as [`squashfs_file`] returned them.
+/// `fs_size` and `fs_sha256` are the file system's, as
+/// [`squashfs_file`](crate::pack::squashfs::squashfs_file) returned them.
 pub fn write_ddi<W: Write>(
     fs: &Path,
     fs_size: u64,
     fs_sha256: &str,
+    shown: &str,
     out: W,
 ) -> io::Result<(W, Ddi)> {
     let seed: [u8; 16] = hex::decode(&fs_sha256[..32])
         .map_err(io::Error::other)?
         .try_into()
         .expect("16 bytes");
-    let type_uuid = parse_uuid(USR_X86_64);
+    let type_uuid = parse_uuid(ROOT_X86_64);
     let part_uuid = derive_uuid(&seed, &type_uuid);
     let disk_uuid = derive_uuid(&seed, b"disk-uuid");
 
@@ -60,7 +76,7 @@ pub fn write_ddi<W: Write>(
     let first = ALIGN;
     let last = first + part_sectors - 1;
     let total = (last + 1 + 33).div_ceil(ALIGN) * ALIGN + ALIGN;
-    let label = "usr-x86-64";
+    let label = "root-x86-64";
 
     let mut entries = vec![0u8; 128 * 128];
     entries[0..16].copy_from_slice(&guid_bytes(&type_uuid));
@@ -118,11 +134,17 @@ pub fn write_ddi<W: Write>(
         sector_size: SECTOR,
         partitions: vec![Partition {
             label: label.to_owned(),
-            type_guid: USR_X86_64.to_owned(),
+            type_guid: ROOT_X86_64.to_owned(),
             uuid: uuid_string(&part_uuid),
             first_lba: first,
             last_lba: last,
+            offset: first * SECTOR,
+            size: fs_size,
             sha256: fs_sha256.to_owned(),
+            reproduce: format!(
+                "dd if={shown} bs=1M iflag=skip_bytes,count_bytes skip={} count={fs_size} status=none | sha256sum",
+                first * SECTOR
+            ),
         }],
     };
     Ok((out, ddi))

@@ -10,7 +10,7 @@ use kubemint::front::plan::Plan;
 use kubemint::front::{self, Request, Selection};
 use kubemint::inputs::pin;
 use kubemint::inputs::sample::{self, Scale};
-use kubemint::pack::disk::USR_X86_64;
+use kubemint::pack::disk::ROOT_X86_64;
 use kubemint::util::progress::Progress;
 use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
@@ -323,16 +323,14 @@ squash() {
 (
   squash__SYSEXT__ sysext.raw -keep-as-directory
   squash tree/etc confext.raw -keep-as-directory
-  squash tree/usr usr.squashfs
-  sha256sum usr.squashfs > usr.sha256
-  size=$(stat -c %s usr.squashfs)
+  size=$(stat -c %s sysext.raw)
   mib=$(( (size + 1048575) / 1048576 ))
   truncate -s $((mib + 3))M disk.raw
-  printf 'label: gpt\nstart=2048, size=%s, type=%s, name="usr-x86-64", attrs="GUID:60"\n' \
-    $((mib * 2048)) __USR_TYPE__ | sfdisk --quiet --no-reread --no-tell-kernel disk.raw
-  dd if=usr.squashfs of=disk.raw bs=1M seek=1 conv=notrunc status=none
+  printf 'label: gpt\nstart=2048, size=%s, type=%s, name="root-x86-64", attrs="GUID:60"\n' \
+    $((mib * 2048)) __ROOT_TYPE__ | sfdisk --quiet --no-reread --no-tell-kernel disk.raw
+  dd if=sysext.raw of=disk.raw bs=1M seek=1 conv=notrunc status=none
   sha256sum sysext.raw confext.raw disk.raw > disk.sums
-  sync sysext.raw confext.raw usr.squashfs disk.raw
+  sync sysext.raw confext.raw disk.raw
   touch disk.done
 ) &
 wait
@@ -348,7 +346,7 @@ sync SHA256SUMS
 /// SKELETON HEADER` in an empty directory. Like kubemint it hashes the release (sha512) and the
 /// extracted members, builds the tree, then runs three groups at once: the payload and the
 /// installer; the two OCI layers (the binaries, the rest), the layout and its archive; the
-/// sysext (/usr, /opt), the confext (/etc) and the GPT disk image around a squashfs of /usr. It
+/// sysext (/usr, /opt), the confext (/etc) and the GPT disk image around the sysext. It
 /// hashes every output (sha256; for a layer its uncompressed tar too, the diff_id) and fsyncs
 /// what kubemint fsyncs. `sh` has no pipefail: hence the `.failed` files; a group that stops
 /// early leaves no `.done` file.
@@ -388,7 +386,7 @@ pub fn baseline_script(plan: &Plan) -> String {
         ("__EXCLUDES__", excludes),
         ("__SYSEXT__", sysext),
         ("__CREATED__", plan.epoch.rfc3339()),
-        ("__USR_TYPE__", USR_X86_64.to_owned()),
+        ("__ROOT_TYPE__", ROOT_X86_64.to_owned()),
         ("__EPOCH__", epoch),
     ];
     let mut script = SCRIPT.to_owned();
@@ -851,10 +849,9 @@ mod tests {
             4
         );
 
-        // The squashfs images: /usr (+ /opt) and /etc at their roots, /usr itself in the disk's.
+        // The squashfs images: /usr (+ /opt) and /etc at their roots.
         let sysext = squashfs_paths(&dir.join("sysext.raw"));
         let confext = squashfs_paths(&dir.join("confext.raw"));
-        let usr = squashfs_paths(&dir.join("usr.squashfs"));
         let paths = plan.binaries.iter().map(|b| &b.path);
         let paths = paths.chain(plan.files.iter().map(|f| &f.path));
         for path in paths.chain(plan.links.iter().map(|l| &l.path)) {
@@ -865,11 +862,10 @@ mod tests {
                 "{path}"
             );
             assert_eq!(confext.contains(path), path.starts_with("/etc/"), "{path}");
-            assert_eq!(usr.contains(&path[4..]), in_usr, "{path}");
         }
-        // The disk: a GPT with one read-only usr partition at 1 MiB, the /usr squashfs in it.
+        // The disk: a GPT with one read-only root partition at 1 MiB, the sysext in it.
         let disk = fs::read(dir.join("disk.raw")).unwrap();
-        let fs_image = fs::read(dir.join("usr.squashfs")).unwrap();
+        let fs_image = fs::read(dir.join("sysext.raw")).unwrap();
         assert_eq!(&disk[512..520], b"EFI PART");
         assert_eq!(disk.len() % (1 << 20), 0);
         assert_eq!(
@@ -882,8 +878,8 @@ mod tests {
         let dump = String::from_utf8(dump.stdout).unwrap().to_lowercase();
         assert!(
             dump.contains("start=        2048, size=")
-                && dump.contains(&format!("type={USR_X86_64}"))
-                && dump.contains("name=\"usr-x86-64\", attrs=\"guid:60\""),
+                && dump.contains(&format!("type={ROOT_X86_64}"))
+                && dump.contains("name=\"root-x86-64\", attrs=\"guid:60\""),
             "{dump}"
         );
     }
