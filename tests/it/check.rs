@@ -110,11 +110,6 @@ fn seed_errors_at_1_33(extra: &[&str]) -> Vec<String> {
             ),
             (
                 "kube-apiserver",
-                "enable-swagger-ui",
-                "removed in v1.24 (deprecated since v1.14): a no-op since v1.14",
-            ),
-            (
-                "kube-apiserver",
                 "alsologtostderr",
                 "removed in v1.26 (deprecated since v1.23)",
             ),
@@ -182,17 +177,22 @@ fn seed_set_passes_at_its_release() {
         assert!(f["component"].is_string(), "{f}");
         assert!(f["fix"].is_string(), "{f}");
     }
+    // The seed set warns about nothing: what is left are notes, facts nobody can act on at
+    // v1.14 (its insecure port is closed only by the deprecated flag).
+    assert_eq!(report["warnings"], 0, "{report}");
+    assert_eq!(report["notes"], 6, "{report}");
     // The human form: one line per finding, then the summary.
     let out = p.ok(&["check", "master-1"]);
     let stdout = text(&out.stdout);
     assert!(
-        stdout.ends_with("checked master-1 against v1.14.2: 0 errors, 5 warnings, 0 notes\n"),
+        stdout.ends_with("checked master-1 against v1.14.2: 0 errors, 0 warnings, 2 notes\n"),
         "{stdout}"
     );
     assert!(
-        stdout
-            .lines()
-            .all(|l| l.starts_with("warning: master-1: ") || l.starts_with("checked ")),
+        stdout.lines().all(
+            |l| l.starts_with("note: master-1: kube-apiserver: --insecure-")
+                || l.starts_with("checked ")
+        ),
         "{stdout}"
     );
 }
@@ -211,12 +211,12 @@ fn seed_set_at_1_33_lists_exactly_the_edits_an_upgrade_needs() {
         "error: master-1: kube-apiserver: --service-account-issuer: missing: required from v1.20, startup fails without it; fix: add --service-account-issuer (the issuer URL of service-account tokens, e.g. https://kubernetes.default.svc.cluster.local)\n",
         "error: master-1: kube-apiserver: --log-dir: removed in v1.26 (deprecated since v1.23); fix: remove --log-dir: the components log to stderr, which journald keeps\n",
         "warning: master-1: kube-apiserver: --apiserver-count: deprecated since v1.24",
-        "checked master-1 against v1.33.5: 13 errors, ",
+        "checked master-1 against v1.33.5: 12 errors, ",
     ] {
         assert!(human.contains(want), "{want:?} not in:\n{human}");
     }
     let err = p.fails(&["check", "master-1", "--release", "v1.33.5"]);
-    assert!(err.contains("13 error(s)"), "{err}");
+    assert!(err.contains("12 error(s)"), "{err}");
 }
 
 #[test]
@@ -384,29 +384,24 @@ fn empty_requestheader_allowed_names_next_to_a_proxy_client_cert() {
 fn one_ca_for_client_and_front_proxy_authentication() {
     let p = Project::new();
     let same = "master-1 kube-apiserver --requestheader-client-ca-file: the same CA as --client-ca-file (/etc/k8s/ssl/ca.pem)";
+    // The seed set gives the front proxy a CA of its own, declared as a secret like the others.
     let report = passes(&p, &["master-1"]);
     assert!(
-        lines(&report, "warning")
+        !lines(&report, "warning")
             .iter()
             .any(|w| w.starts_with(same)),
         "{report}"
     );
-    // A front-proxy CA of its own, declared as a secret like the others.
-    let image = p.path().join("images/control-plane/image.toml");
-    let mut text = std::fs::read_to_string(&image).unwrap();
-    text.push_str(
-        "\n[[secret]]\npath = \"{{ paths.cert_dir }}/front-proxy-ca.pem\"\nowner = \"root\"\ngroup = \"{{ user.name }}\"\nmode = \"0644\"\nused_by = [\"kube-apiserver\"]\npurpose = \"front-proxy CA certificate\"\n",
-    );
-    std::fs::write(&image, text).unwrap();
+    // The guide's one CA for both is a warning.
     edit(
         &p,
         "profiles/cluster.toml",
-        "requestheader-client-ca-file = \"{{ paths.cert_dir }}/ca.pem\"",
-        "requestheader-client-ca-file = \"{{ paths.cert_dir }}/front-proxy-ca.pem\"",
+        "requestheader-client-ca-file = \"{{ paths.cert_dir }}/front-proxy-ca.pem\"\nrequestheader-extra",
+        "requestheader-client-ca-file = \"{{ paths.cert_dir }}/ca.pem\"\nrequestheader-extra",
     );
     let report = passes(&p, &["master-1"]);
     assert!(
-        !lines(&report, "warning")
+        lines(&report, "warning")
             .iter()
             .any(|w| w.starts_with(same)),
         "{report}"
@@ -666,12 +661,36 @@ fn the_audit_policy_is_validated_as_the_apiserver_loads_it() {
 #[test]
 fn build_image_shows_warnings_and_refuses_a_misspelt_flag() {
     let p = Project::new();
-    let out = p.ok(&["build-image", "master-1", "--sample"]);
+    // The seed set: no warning; the notes only with --verbose.
+    for set in [&["--all"][..], &["--all", "--profiles", "profiles/upgrade"]] {
+        let mut args = vec!["build-image", "--sample"];
+        args.extend(set);
+        let stderr = text(&p.ok(&args).stderr);
+        assert!(!stderr.contains("warning"), "{args:?}:\n{stderr}");
+        assert!(!stderr.contains("note:"), "{args:?}:\n{stderr}");
+    }
+    let out = p.ok(&["build-image", "master-1", "--sample", "--verbose"]);
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains("warning: master-1: kube-apiserver: --enable-swagger-ui: deprecated"),
+        stderr.contains("note: master-1: kube-apiserver: --insecure-port: deprecated"),
         "{stderr}"
     );
+    // A warning shows without --verbose, once, never as "error: warning:".
+    edit(
+        &p,
+        "profiles/cluster.toml",
+        "v = 2\n",
+        "v = 2\nenable-swagger-ui = true\n",
+    );
+    let stderr = text(&p.ok(&["build-image", "master-1", "--sample"]).stderr);
+    assert_eq!(
+        stderr
+            .matches("warning: master-1: kube-apiserver: --enable-swagger-ui: deprecated")
+            .count(),
+        1,
+        "{stderr}"
+    );
+    assert!(!stderr.contains("error"), "{stderr}");
     edit(
         &p,
         "profiles/cluster.toml",

@@ -800,10 +800,11 @@ source = "s"
     fn value_rules() {
         let t = table();
         let sev = |f: &[Finding]| f.iter().map(|f| f.severity).collect::<Vec<_>>();
-        // --insecure-port: any value before 1.20, only 0 in 1.20-1.23, gone in 1.24.
+        // --insecure-port: any value before 1.20, only 0 in 1.20-1.23, gone in 1.24. Its
+        // deprecation is a note: on those releases it is the only way to close port 8080.
         assert!(
             sev(&run(t, "kube-apiserver", &[("insecure-port", "8080")], 19))
-                .contains(&Severity::Warning)
+                .contains(&Severity::Note)
         );
         assert!(
             !sev(&run(t, "kube-apiserver", &[("insecure-port", "8080")], 19))
