@@ -8,6 +8,7 @@ mod control_plane;
 mod disk;
 mod expect;
 mod fetch;
+mod front;
 mod hostile;
 mod installer;
 mod oci;

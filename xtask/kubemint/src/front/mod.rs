@@ -232,8 +232,8 @@ pub fn plan_set(req: &Request) -> Result<Planned, FrontError> {
 }
 
 /// The set the selection belongs to: how many of its masters run kube-apiserver. Profiles of
-/// the set that were not selected are loaded for that; one that does not load is a warning,
-/// never silently left out.
+/// the set that were not selected are loaded for that; one that does not load is still
+/// counted from its files, and is a warning, never silently left out.
 fn profile_set(
     dir: &Path,
     selected: &[String],
@@ -251,19 +251,23 @@ fn profile_set(
         }
         match profile::load(dir, &name) {
             Ok(p) => apiservers += usize::from(runs_apiserver(&p)),
-            Err(e) => report.findings.push(
-                Finding::new(
-                    Severity::Warning,
-                    &name,
-                    format!(
-                        "another profile of {} does not load ({} problem{}), so checks across the set leave it out",
-                        dir.display(),
-                        e.problems.len(),
-                        if e.problems.len() == 1 { "" } else { "s" }
-                    ),
-                )
-                .fix(format!("see them with `cargo xtask check {name}`")),
-            ),
+            Err(e) => {
+                apiservers +=
+                    usize::from(profile::declares_component(dir, &name, "kube-apiserver"));
+                report.findings.push(
+                    Finding::new(
+                        Severity::Warning,
+                        &name,
+                        format!(
+                            "another profile of {} does not load ({} problem{}): checks across the set see only what its files say",
+                            dir.display(),
+                            e.problems.len(),
+                            if e.problems.len() == 1 { "" } else { "s" }
+                        ),
+                    )
+                    .fix(format!("see them with `cargo xtask check {name}`")),
+                );
+            }
         }
     }
     check::Set {

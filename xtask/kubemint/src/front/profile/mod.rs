@@ -217,6 +217,20 @@ pub fn load(dir: &Path, name: &str) -> Result<Profile, ProfileError> {
     }
 }
 
+/// Whether a profile's files (its chain, merged) give flags to `component`, read without
+/// resolving the rest: how a profile set counts a master whose profile has problems.
+pub fn declares_component(dir: &Path, name: &str, component: &str) -> bool {
+    let Ok(layers) = load_chain(&dir.join(format!("{name}.toml")), &mut Vec::new()) else {
+        return false;
+    };
+    layers.iter().any(|l| {
+        l.table
+            .get("components")
+            .and_then(|c| c.get(component))
+            .is_some()
+    })
+}
+
 /// One file of a profile's inheritance chain, as read.
 struct Layer {
     path: PathBuf,
