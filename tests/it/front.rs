@@ -111,7 +111,7 @@ fn profile_problems_name_file_key_line_and_column() {
     );
     let name = line_of("master-2.toml", "name = ");
     assert!(
-        err.contains(&format!("profiles/master-2.toml: host.name: \"Master 2\""))
+        err.contains("profiles/master-2.toml: host.name: \"Master 2\"")
             && err.contains(&format!("(line {name}, column 1)")),
         "{err}"
     );
