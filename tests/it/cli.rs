@@ -185,3 +185,37 @@ fn plan_prints_what_the_tree_holds() {
             .contains("--advertise-address=10.10.10.24")
     }));
 }
+
+#[test]
+fn the_test_command_names_every_missing_tool_once_and_runs_nothing() {
+    let p = Project::new();
+    let empty = tempfile::tempdir().unwrap();
+    let out = p
+        .xtask(&["test", "--no-install"])
+        .env("PATH", empty.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("the test suite needs tools this machine lacks"),
+        "{err}"
+    );
+    for tool in [
+        "shellcheck (Debian package shellcheck)",
+        "skopeo (Debian package skopeo)",
+        "umoci",
+    ] {
+        assert!(err.contains(tool), "{tool} not in:\n{err}");
+    }
+    assert!(
+        err.contains("sudo apt-get install -y --no-install-recommends"),
+        "{err}"
+    );
+    assert!(err.contains("nothing was run"), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+    assert!(text(&out.stdout).is_empty());
+}
