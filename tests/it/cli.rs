@@ -219,3 +219,75 @@ fn the_test_command_names_every_missing_tool_once_and_runs_nothing() {
     );
     assert!(text(&out.stdout).is_empty());
 }
+
+#[test]
+fn pin_keeps_the_lock_mode_and_unpin_removes_an_entry() {
+    use std::os::unix::fs::PermissionsExt;
+    let p = Project::new();
+    let lock = p.path().join("vendor/releases.toml");
+    std::fs::set_permissions(&lock, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let file = p.path().join("custom.tar.gz");
+    let mut f = std::fs::File::create(&file).unwrap();
+    kubemint::sample::write_release(&mut f, "v1.14.2-custom", kubemint::sample::Scale::Tiny)
+        .unwrap();
+    p.ok(&["pin", "custom-a", "--file", file.to_str().unwrap()]);
+    p.ok(&["pin", "custom-b", "--file", file.to_str().unwrap()]);
+    let mode = std::fs::metadata(&lock).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o640, "pin changed the lock's mode");
+    let leftovers: Vec<_> = std::fs::read_dir(p.path().join("vendor"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let store = p.path().join("vendor/store/sha512");
+    assert_eq!(std::fs::read_dir(&store).unwrap().count(), 1);
+    // Two entries share the file: unpinning one keeps it, unpinning the other removes it.
+    let out = text(&p.ok(&["unpin", "custom-a"]).stdout);
+    assert!(
+        out.contains("custom-a: removed from vendor/releases.toml") && out.contains("kept"),
+        "{out}"
+    );
+    assert_eq!(std::fs::read_dir(&store).unwrap().count(), 1);
+    let out = text(&p.ok(&["unpin", "custom-b", "--json"]).stdout);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(json["removed"].is_string(), "{json}");
+    assert_eq!(std::fs::read_dir(&store).unwrap().count(), 0);
+    let text_lock = std::fs::read_to_string(&lock).unwrap();
+    assert!(!text_lock.contains("custom-") && text_lock.contains("v1.14.2"));
+    assert_eq!(
+        std::fs::metadata(&lock).unwrap().permissions().mode() & 0o7777,
+        0o640
+    );
+    let err = p.fails(&["unpin", "nope"]);
+    assert!(
+        err.contains("release \"nope\" is not in") && err.contains("v1.14.2"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_error_and_its_cause_are_printed_once() {
+    let p = Project::new();
+    let file = p.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let out = p.run(&[
+        "build-image",
+        "master-1",
+        "--sample",
+        "--out",
+        file.join("below").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert_eq!(err.matches("Not a directory").count(), 1, "{err}");
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error: ")).count(),
+        1,
+        "{err}"
+    );
+    assert!(
+        !err.contains("error: warning:") && !err.contains("error: note:"),
+        "{err}"
+    );
+}

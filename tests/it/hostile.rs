@@ -56,12 +56,28 @@ fn tarball(members: &[Member]) -> Vec<u8> {
     gz.finish().unwrap()
 }
 
-/// Pins `bytes` as release `evil` in a fresh project and builds master-1 against it.
+/// `pin` refuses `bytes` as release `evil`, as a build would; put into the store by hand and
+/// locked, a build against it refuses it too, for the same reason. Returns the build's error.
 fn build_with(bytes: &[u8]) -> (Project, String) {
     let p = Project::new();
     let file = p.path().join("evil.tar.gz");
     std::fs::write(&file, bytes).unwrap();
-    p.ok(&["pin", "evil", "--file", file.to_str().unwrap()]);
+    let pin_err = p.fails(&["pin", "evil", "--file", file.to_str().unwrap()]);
+    assert!(
+        pin_err.contains("not pinned: a build would refuse this tarball too"),
+        "{pin_err}"
+    );
+    assert!(!p.path().join("vendor/store/sha512").exists_and_has_files());
+    let sha512 = kubemint::hash::sha512_hex(bytes);
+    let store = p.path().join("vendor/store/sha512");
+    std::fs::create_dir_all(&store).unwrap();
+    std::fs::write(store.join(&sha512), bytes).unwrap();
+    let lock = p.path().join("vendor/releases.toml");
+    let mut text0 = std::fs::read_to_string(&lock).unwrap();
+    text0.push_str(&format!(
+        "\n[[release]]\nname = \"evil\"\nfile = \"kubernetes-server-linux-amd64.tar.gz\"\nsha512 = \"{sha512}\"\n"
+    ));
+    std::fs::write(&lock, text0).unwrap();
     let err = p.fails(&["build-image", "master-1", "--release", "evil"]);
     assert!(
         !p.path().join("target/images/master-1").exists(),
@@ -72,7 +88,27 @@ fn build_with(bytes: &[u8]) -> (Project, String) {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert!(leftovers.is_empty(), "staging left behind: {leftovers:?}");
+    // The same problem, after the file's name.
+    let what = |e: &str, name: &str| {
+        e.lines()
+            .find_map(|l| l.split_once(&format!("{name}: ")).map(|x| x.1.to_owned()))
+    };
+    assert_eq!(
+        what(&pin_err, "evil.tar.gz"),
+        what(&err, &sha512),
+        "{pin_err}\n{err}"
+    );
     (p, err)
+}
+
+trait HasFiles {
+    fn exists_and_has_files(&self) -> bool;
+}
+
+impl HasFiles for std::path::Path {
+    fn exists_and_has_files(&self) -> bool {
+        std::fs::read_dir(self).is_ok_and(|mut d| d.next().is_some())
+    }
 }
 
 fn good() -> Member<'static> {

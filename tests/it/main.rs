@@ -14,6 +14,7 @@ mod installer;
 mod oci;
 mod profiles;
 mod reproducible;
+mod safety;
 mod snapshots;
 mod support;
 mod unit;

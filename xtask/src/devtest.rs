@@ -100,6 +100,16 @@ const TOOLS: &[Tool] = &[
         why: "verifies the GPT disk images",
     },
     Tool {
+        command: "strace",
+        package: "strace",
+        why: "kills builds at each rename (the safety tests)",
+    },
+    Tool {
+        command: "openssl",
+        package: "openssl",
+        why: "makes keys and certificates the secrets scan must catch",
+    },
+    Tool {
         command: "kubectl",
         package: "kubernetes-client",
         why: "reads the generated kubeconfigs",

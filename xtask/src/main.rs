@@ -15,6 +15,7 @@ use kubemint::pack::oci::LayerCompression;
 use kubemint::util::progress::Progress;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// kubemint: Kubernetes control-plane machines built as reproducible, hash-pinned images.
 #[derive(Parser, Debug)]
@@ -44,6 +45,8 @@ enum Command {
     Fetch(FetchArgs),
     /// Record a local tarball in the lock (vendor/releases.toml) and copy it into the store
     Pin(PinArgs),
+    /// Remove a release from the lock, and its store file when no other entry uses it
+    Unpin(UnpinArgs),
     /// Time a full-size build against a shell baseline (builds and runs the kubemint-bench binary)
     Bench(bench_options::BenchOptions),
     /// Run the test suite: installs what it needs when run as root, else names what is missing
@@ -173,6 +176,15 @@ struct FetchArgs {
 }
 
 #[derive(Args, Debug)]
+struct UnpinArgs {
+    /// Release name to remove, e.g. my-patched-1.14
+    release: String,
+    /// Print the result as JSON on stdout
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
 struct PinArgs {
     /// Release name to record, e.g. v1.14.2 or my-patched-1.14
     release: String,
@@ -194,10 +206,56 @@ fn main() -> std::process::ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            eprintln!("error: {}", chain(&e));
+            if INTERRUPTED.load(Ordering::Relaxed) {
+                // 128 + SIGINT, as a shell reports an interrupted command.
+                std::process::ExitCode::from(130)
+            } else {
+                std::process::ExitCode::FAILURE
+            }
         }
     }
+}
+
+/// An error and its causes, each printed once: a cause whose text the message already holds
+/// (the library's errors carry their causes) is not repeated.
+fn chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    out
+}
+
+/// Set on the first SIGINT or SIGTERM: the work stops at its next read or write, cleans up what
+/// it wrote, and exits. A second signal exits at once.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn interrupted(_: libc::c_int) {
+    if INTERRUPTED.swap(true, Ordering::SeqCst) {
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(130) }
+    }
+}
+
+fn on_interrupt() -> &'static AtomicBool {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only touches an atomic and calls _exit, both async-signal-safe;
+        // the sigaction struct is fully initialised (zeroed, then the handler set).
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = interrupted as *const () as libc::sighandler_t;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(signal, &action, std::ptr::null_mut());
+        }
+    }
+    &INTERRUPTED
 }
 
 fn run(cli: Cli) -> Result<std::process::ExitCode> {
@@ -211,6 +269,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
     } else {
         Progress::hidden()
     };
+    let progress = progress.cancelled_by(on_interrupt());
     match cli.command {
         Command::BuildImage(args) => {
             let epoch = match args.epoch {
@@ -231,7 +290,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             print_findings(&planned, threshold);
             let opts = build::Options {
                 root: root.clone(),
-                out_root: build::out_root(&root, &req.profiles_dir, args.sample, out.as_deref()),
+                out_root: build::out_root(&root, &req.profiles_dir, args.sample, out.as_deref())?,
                 sample: args.sample,
                 layer_compression: args.layer_compression.into(),
             };
@@ -257,6 +316,19 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Plan(args) => {
             let req = args.selected.request(&root, &cwd, args.sample, None);
             let planned = front::plan_set(&req)?;
+            // A plan holds every rendered file whole: never printed with key material in it.
+            let material: Vec<_> = planned
+                .report
+                .findings
+                .iter()
+                .filter(|f| kubemint::front::secrets::is_material(f))
+                .collect();
+            if !material.is_empty() {
+                for f in &material {
+                    eprintln!("{f}");
+                }
+                bail!("not printing the plans: they would show the key or token material above");
+            }
             let plans: Vec<_> = planned.masters.iter().map(|m| &m.plan).collect();
             if args.text {
                 for (i, plan) in plans.iter().enumerate() {
@@ -314,6 +386,21 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                     pinned.sha512,
                     pinned.size,
                     pinned.store.display()
+                );
+            }
+        }
+        Command::Unpin(args) => {
+            let unpinned = pin::unpin(&root, &args.release)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&unpinned)?);
+            } else {
+                let store = match &unpinned.removed {
+                    Some(p) => format!("removed {}", p.display()),
+                    None => "its store file is kept (another entry, or none stored)".to_owned(),
+                };
+                println!(
+                    "{}: removed from vendor/releases.toml (sha512 {}); {store}",
+                    unpinned.release, unpinned.sha512
                 );
             }
         }

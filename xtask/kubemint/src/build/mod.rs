@@ -1,8 +1,9 @@
 //! `build-image`: runs the stages after the front end for each planned master — verified
 //! inputs → tree → packers (payload and installer, OCI image, disk images) → manifest.json and
-//! SHA256SUMS — staging every output and renaming it into place, so a failed build leaves the
-//! previous output untouched.
+//! SHA256SUMS — staging every output of the build, then swapping them all into place
+//! ([`outputs`]), so a failed build leaves every previous output untouched.
 
+pub mod outputs;
 pub mod summary;
 
 use crate::front::plan::Plan;
@@ -16,6 +17,7 @@ use crate::pack::oci::{self, LayerCache, LayerCompression};
 use crate::pack::{disk, installer, payload, squashfs};
 use crate::tree::{self, Tree, TreeError};
 use crate::util::progress::Progress;
+use outputs::{OutputRoot, Staged};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -56,6 +58,10 @@ pub enum BuildError {
         s = if *.0 == 1 { "" } else { "s" }
     )]
     Refused(usize),
+    #[error("interrupted: no output was replaced, and what the build had written is removed")]
+    Interrupted,
+    #[error(transparent)]
+    Output(#[from] outputs::OutputError),
     #[error(transparent)]
     Input(#[from] InputError),
     #[error(transparent)]
@@ -67,16 +73,30 @@ pub enum BuildError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> BuildError + '_ {
-    move |source| BuildError::Io {
-        path: path.to_owned(),
-        source,
+    move |source| {
+        if crate::util::progress::is_cancelled(&source) {
+            BuildError::Interrupted
+        } else {
+            BuildError::Io {
+                path: path.to_owned(),
+                source,
+            }
+        }
     }
 }
 
 /// The output root: `target/images` (or `--out`), then `sample/` for a sample build, then the
 /// profile set's directory name when it is not `profiles/` (so `profiles/upgrade` builds land
 /// in `…/upgrade/` and never replace the seed set's).
-pub fn out_root(root: &Path, profiles_dir: &Path, sample: bool, out: Option<&Path>) -> PathBuf {
+pub fn out_root(
+    root: &Path,
+    profiles_dir: &Path,
+    sample: bool,
+    out: Option<&Path>,
+) -> Result<PathBuf, outputs::OutputError> {
+    if out.is_some_and(|o| o.parent().is_none()) {
+        return Err(outputs::OutputError::Slash);
+    }
     let mut base = out
         .map(Path::to_owned)
         .unwrap_or_else(|| root.join("target").join("images"));
@@ -88,7 +108,7 @@ pub fn out_root(root: &Path, profiles_dir: &Path, sample: bool, out: Option<&Pat
     {
         base = base.join(set);
     }
-    base
+    Ok(base)
 }
 
 /// Builds every planned master, each into `<out root>/<profile>/`. Refuses plans the checks
@@ -102,17 +122,19 @@ pub fn build(
     if errors > 0 {
         return Err(BuildError::Refused(errors));
     }
-    let out_root = &opts.out_root;
-    std::fs::create_dir_all(out_root).map_err(io_err(out_root))?;
-    let session = tempfile::Builder::new()
-        .prefix(".kubemint-session.")
-        .tempdir_in(out_root)
-        .map_err(io_err(out_root))?;
+    // The output root, locked; every output path checked before any work is done.
+    let profiles: Vec<&str> = planned
+        .masters
+        .iter()
+        .map(|m| m.plan.profile.as_str())
+        .collect();
+    let root = OutputRoot::open(&opts.out_root, &profiles, progress)?;
+    let session = root.session();
 
     // The inputs: each release the plans name, located (or generated) once.
     let source = if opts.sample {
         inputs::Source::Sample {
-            scratch: session.path().to_owned(),
+            scratch: session.to_owned(),
         }
     } else {
         inputs::Source::Store {
@@ -131,7 +153,7 @@ pub fn build(
             .filter(|m| &m.plan.release.name == name)
             .flat_map(|m| m.plan.binaries.iter().map(|b| b.member.clone()))
             .collect();
-        let spool = session.path().join(format!("spool-{name}"));
+        let spool = session.join(format!("spool-{name}"));
         std::fs::create_dir(&spool).map_err(io_err(&spool))?;
         progress.step(&format!("reading {} ({name})", tarball.display()));
         let members = extract::extract(tarball, &release.sha512, &wanted, &spool, progress)?;
@@ -139,7 +161,7 @@ pub fn build(
         spooled.insert(name.clone(), (release, members, size));
     }
 
-    let layers = session.path().join("layers");
+    let layers = session.join("layers");
     std::fs::create_dir(&layers).map_err(io_err(&layers))?;
     let mut cache = LayerCache::new(layers);
     let mut packing = Packing {
@@ -147,6 +169,7 @@ pub fn build(
         cache: &mut cache,
     };
     let mut built = Vec::new();
+    let mut staged = Vec::new();
     for m in &planned.masters {
         let plan = &m.plan;
         let (release, members, release_size) = &spooled[&plan.release.name];
@@ -176,17 +199,29 @@ pub fn build(
                 .map(|(i, s)| rel(s, if i == 0 { "image" } else { "template" })),
         );
         progress.step(&format!("packing {}", plan.profile));
-        built.push(write_outputs(
+        let stage = session.join(format!("stage-{}", plan.profile));
+        std::fs::create_dir(&stage).map_err(io_err(&stage))?;
+        let (mut b, manifest_sha256) = write_outputs(
             plan,
             release,
             &tree,
             *release_size,
             inputs,
-            out_root,
+            &stage,
             &mut packing,
             progress,
-        )?);
+        )?;
+        progress.check().map_err(io_err(&stage))?;
+        staged.push(Staged {
+            profile: plan.profile.clone(),
+            dir: stage,
+            manifest_sha256,
+        });
+        b.dir = root.path().join(&plan.profile);
+        built.push(b);
     }
+    // Every output is ready: now, and only now, they replace the previous ones.
+    root.swap_in(&staged)?;
     Ok(built)
 }
 
@@ -196,8 +231,8 @@ struct Packing<'a> {
     cache: &'a mut LayerCache,
 }
 
-/// Writes payload, installer, OCI layout and archive, manifest.json and SHA256SUMS into a
-/// staging directory, then renames it to `<out_root>/<profile>`.
+/// Writes payload, installer, OCI layout and archive, manifest.json and SHA256SUMS into `dir`
+/// (a staging directory); returns what was built and the sha256 of its manifest.json.
 #[allow(clippy::too_many_arguments)]
 fn write_outputs(
     plan: &Plan,
@@ -205,15 +240,10 @@ fn write_outputs(
     tree: &Tree,
     release_size: u64,
     inputs: Vec<Input>,
-    out_root: &Path,
+    dir: &Path,
     packing: &mut Packing<'_>,
     progress: &Progress,
-) -> Result<Built, BuildError> {
-    let staging = tempfile::Builder::new()
-        .prefix(&format!(".{}.staging.", plan.profile))
-        .tempdir_in(out_root)
-        .map_err(io_err(out_root))?;
-    let dir = staging.path();
+) -> Result<(Built, String), BuildError> {
     // The three packers read the same tree and write different files: run them side by side.
     let (installer, oci, disk) = std::thread::scope(|s| {
         let installer = s.spawn(|| write_payload_and_installer(plan, tree, dir, progress));
@@ -261,17 +291,19 @@ fn write_outputs(
     write_small(dir, "sums", "SHA256SUMS", text.as_bytes())?;
     fix_modes(dir)?;
 
-    let final_dir = out_root.join(&plan.profile);
-    replace_dir(staging, &final_dir)?;
-    Ok(Built {
-        profile: plan.profile.clone(),
-        release: plan.release.name.clone(),
-        sample: plan.sample,
-        dir: final_dir,
-        files: tree.len(),
-        outputs,
-        manifest: manifest_row,
-    })
+    let manifest_sha256 = manifest_row.sha256.clone();
+    Ok((
+        Built {
+            profile: plan.profile.clone(),
+            release: plan.release.name.clone(),
+            sample: plan.sample,
+            dir: dir.to_owned(),
+            files: tree.len(),
+            outputs,
+            manifest: manifest_row,
+        },
+        manifest_sha256,
+    ))
 }
 
 /// `<profile>.tar.gz` and the installer that carries it.
@@ -466,36 +498,4 @@ fn fix_modes(dir: &Path) -> Result<(), BuildError> {
 fn set_mode(path: &Path, mode: u32) -> Result<(), BuildError> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io_err(path))
-}
-
-/// Moves the finished staging directory to `target`, replacing what was there.
-fn replace_dir(staging: tempfile::TempDir, target: &Path) -> Result<(), BuildError> {
-    let staged = staging.keep();
-    if target.exists() {
-        let parent = target.parent().unwrap_or(Path::new("."));
-        let old = tempfile::Builder::new()
-            .prefix(".old.")
-            .tempdir_in(parent)
-            .map_err(io_err(parent))?;
-        let old_path = old.path().join("previous");
-        std::fs::rename(target, &old_path).map_err(io_err(target))?;
-        if let Err(source) = std::fs::rename(&staged, target) {
-            let _ = std::fs::rename(&old_path, target);
-            let _ = std::fs::remove_dir_all(&staged);
-            return Err(BuildError::Io {
-                path: target.to_owned(),
-                source,
-            });
-        }
-        drop(old);
-    } else {
-        std::fs::rename(&staged, target).map_err(|source| {
-            let _ = std::fs::remove_dir_all(&staged);
-            BuildError::Io {
-                path: target.to_owned(),
-                source,
-            }
-        })?;
-    }
-    Ok(())
 }

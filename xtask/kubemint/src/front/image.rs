@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 #[serde(deny_unknown_fields)]
 struct RawImage {
     description: String,
+    /// Directories the image owns whole (templates over the profile).
+    #[serde(default)]
+    owns: Vec<String>,
     #[serde(default, rename = "component")]
     components: Vec<Component>,
     #[serde(default, rename = "file")]
@@ -59,6 +62,9 @@ pub struct File {
     /// The file is a systemd unit the installer enables.
     #[serde(default)]
     pub enable: bool,
+    /// The file is a manifest the addons unit applies (each by name).
+    #[serde(default)]
+    pub addon: bool,
 }
 
 /// A release member installed as a plain executable, with no unit of its own (kubectl).
@@ -100,6 +106,8 @@ pub struct Image {
     pub name: String,
     pub dir: PathBuf,
     pub description: String,
+    /// Directories the image owns whole (templates over the profile).
+    pub owns: Vec<String>,
     pub components: Vec<Component>,
     pub files: Vec<File>,
     pub links: Vec<Link>,
@@ -228,6 +236,7 @@ impl Image {
             name: name.to_owned(),
             dir,
             description: raw.description,
+            owns: raw.owns,
             components: raw.components,
             files: raw.files,
             links: raw.links,

@@ -219,7 +219,22 @@ pub fn plan_set(req: &Request) -> Result<Planned, FrontError> {
     let checked = check::run(&set, masters.iter().map(|m| (&m.profile, &m.plan)));
     report.checked = checked.checked;
     report.findings.extend(checked.findings);
+    let mut scanned = BTreeSet::new();
     for m in &masters {
+        // Each profile file once, even when every master inherits it.
+        let files: Vec<(String, String)> = m
+            .profile
+            .sources
+            .iter()
+            .filter(|src| scanned.insert(src.path.clone()))
+            .filter_map(|src| {
+                let text = std::fs::read_to_string(&src.path).ok()?;
+                Some((relative(&req.root, &src.path), text))
+            })
+            .collect();
+        report
+            .findings
+            .extend(secrets::scan_profile(&m.profile.name, &files));
         report.findings.extend(secrets::scan_plan(&m.plan));
         report.findings.extend(layout(&m.plan));
     }
@@ -310,6 +325,18 @@ fn layout(plan: &Plan) -> Vec<Finding> {
     }
     for l in &plan.links {
         add(tree.add_symlink(&l.path, &l.target));
+    }
+    for owned in &plan.owns {
+        if tree.get(owned).is_none_or(|e| e.type_name() != "dir") {
+            out.push(
+                Finding::new(
+                    Severity::Error,
+                    &plan.profile,
+                    format!("{owned}: the image says it owns this directory, but its tree has none there"),
+                )
+                .fix(format!("correct owns in images/{}/image.toml", plan.image)),
+            );
+        }
     }
     out
 }

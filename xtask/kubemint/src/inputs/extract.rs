@@ -66,6 +66,8 @@ pub enum ExtractError {
     },
     #[error("{spool}: cannot write spooled member: {source}")]
     Spool { spool: PathBuf, source: io::Error },
+    #[error("{tarball}: interrupted while reading it")]
+    Interrupted { tarball: PathBuf },
 }
 
 /// Reads `tarball` once: verifies it against `sha512`, rejects hostile members, and copies each
@@ -85,7 +87,7 @@ pub fn extract(
     let total = file.metadata().ok().map(|m| m.len());
     let bar = progress.bar("extracting", total);
     let mut hashing = Sha512Reader::new(bar.wrap_read(file));
-    let result = walk(tarball, &mut hashing, wanted, spool_dir);
+    let result = walk(tarball, &mut hashing, wanted, Some(spool_dir));
     // Hash whatever the decoder left unread (trailing bytes, or everything after an error).
     let (actual, _) = hashing.finish().map_err(|source| ExtractError::Read {
         tarball: tarball.to_owned(),
@@ -101,15 +103,41 @@ pub fn extract(
     result
 }
 
+/// Reads `input` (a tarball's bytes, `tarball` in messages) once, as a build reads a release:
+/// gunzip, untar, every hostile-member check, the `wanted` members present as regular files,
+/// nothing spooled. Returns the sha512 and size of all of its bytes (read to the end whatever
+/// happens), and the problem a build would refuse it for, if any. What `pin` runs.
+pub fn scan<R: Read>(
+    tarball: &Path,
+    input: R,
+    wanted: &BTreeSet<String>,
+) -> Result<(String, u64, Option<ExtractError>), ExtractError> {
+    let mut hashing = Sha512Reader::new(input);
+    let result = walk(tarball, &mut hashing, wanted, None);
+    let (sha512, size) = hashing.finish().map_err(|source| ExtractError::Read {
+        tarball: tarball.to_owned(),
+        source,
+    })?;
+    Ok((sha512, size, result.err()))
+}
+
 fn walk<R: Read>(
     tarball: &Path,
     input: R,
     wanted: &BTreeSet<String>,
-    spool_dir: &Path,
+    spool_dir: Option<&Path>,
 ) -> Result<BTreeMap<String, Extracted>, ExtractError> {
-    let corrupt = |e: io::Error| ExtractError::Corrupt {
-        tarball: tarball.to_owned(),
-        detail: e.to_string(),
+    let corrupt = |e: io::Error| {
+        if crate::util::progress::is_cancelled(&e) {
+            ExtractError::Interrupted {
+                tarball: tarball.to_owned(),
+            }
+        } else {
+            ExtractError::Corrupt {
+                tarball: tarball.to_owned(),
+                detail: e.to_string(),
+            }
+        }
     };
     let mut gz = GzDecoder::new(BufReader::with_capacity(1 << 20, input));
     let mut seen = HashSet::new();
@@ -136,6 +164,20 @@ fn walk<R: Read>(
                     kind: kind_name(kind),
                 });
             }
+            let Some(spool_dir) = spool_dir else {
+                // Only checked: read through, so the digest and the gzip trailer are too.
+                let size = io::copy(&mut entry, &mut io::sink()).map_err(corrupt)?;
+                found.insert(
+                    member.clone(),
+                    Extracted {
+                        member,
+                        spool: PathBuf::new(),
+                        size,
+                        sha256: String::new(),
+                    },
+                );
+                continue;
+            };
             let spool = spool_dir.join(member.replace('/', "__"));
             let spool_err = |source| ExtractError::Spool {
                 spool: spool.clone(),

@@ -161,14 +161,26 @@ impl Lock {
         out
     }
 
-    /// Writes the lock atomically (temp file, then rename).
+    /// Writes the lock atomically: a temp file beside it with the lock's mode (0644 for a new
+    /// one), fsynced, renamed over it, and the directory fsynced.
     pub fn save(&self, vendor: &Path) -> Result<(), LockError> {
+        use std::os::unix::fs::PermissionsExt;
         let path = vendor.join(LOCK_FILE);
         let write = || -> std::io::Result<()> {
-            let mut tmp = tempfile::NamedTempFile::new_in(vendor)?;
+            let mode = match std::fs::metadata(&path) {
+                Ok(m) => m.permissions().mode() & 0o7777,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0o644,
+                Err(e) => return Err(e),
+            };
+            let mut tmp = tempfile::Builder::new()
+                .prefix(".releases.toml.")
+                .tempfile_in(vendor)?;
             std::io::Write::write_all(&mut tmp, self.to_toml().as_bytes())?;
+            tmp.as_file()
+                .set_permissions(std::fs::Permissions::from_mode(mode))?;
+            tmp.as_file().sync_all()?;
             tmp.persist(&path).map_err(|e| e.error)?;
-            Ok(())
+            std::fs::File::open(vendor)?.sync_all()
         };
         write().map_err(|source| LockError::Write {
             path: path.clone(),

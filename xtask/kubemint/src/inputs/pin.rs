@@ -1,8 +1,10 @@
-//! `pin`: records a local tarball in the lock and copies it into the store, hashing it once.
-//! For air-gapped mirrors, and for building against any other tarball with `--release`.
+//! `pin` and `unpin`: record a local tarball in the lock and copy it into the store, reading it
+//! once (sha512 and every check a build makes of a release: a tarball a build would refuse is
+//! refused here); remove an entry, and its store file when no other entry uses it. For
+//! air-gapped mirrors, and for building against any other tarball with `--release`.
 
+use crate::inputs::extract::{self, ExtractError};
 use crate::inputs::lock::{self, Lock, LockError, Release};
-use crate::util::hash::Sha512Reader;
 use crate::util::progress::Progress;
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Write};
@@ -46,6 +48,14 @@ pub enum PinError {
     },
     #[error("{0}")]
     Invalid(String),
+    #[error("{0}\nnot pinned: a build would refuse this tarball too")]
+    Refused(#[from] ExtractError),
+    #[error("release {release:?} is not in {path} (pinned: {known}); nothing to unpin")]
+    NotPinned {
+        release: String,
+        path: PathBuf,
+        known: String,
+    },
 }
 
 pub fn pin(opts: &Options, progress: &Progress) -> Result<Pinned, PinError> {
@@ -64,7 +74,8 @@ pub fn pin(opts: &Options, progress: &Progress) -> Result<Pinned, PinError> {
         }
         other => other?,
     };
-    let (sha512, size, temp) = import(&vendor, &opts.file, progress)?;
+    let wanted = members_images_take(&opts.root.join("images"));
+    let (sha512, size, temp, refused) = import(&vendor, &opts.file, &wanted, progress)?;
     let existing = lock
         .releases
         .iter()
@@ -83,6 +94,9 @@ pub fn pin(opts: &Options, progress: &Progress) -> Result<Pinned, PinError> {
         Some(_) => "replaced",
         None => "added",
     };
+    if let Some(problem) = refused {
+        return Err(PinError::Refused(problem));
+    }
     let file_name = opts
         .file
         .file_name()
@@ -128,13 +142,15 @@ pub fn pin(opts: &Options, progress: &Progress) -> Result<Pinned, PinError> {
     })
 }
 
-/// Copies `file` into a temp file in the store while hashing it; the caller renames it into
-/// place under its digest.
+/// Copies `file` into a temp file in the store while reading it as a build reads a release
+/// (one pass: sha512, gunzip, untar, hostile-member checks); returns its digest, size, the temp
+/// file (which the caller renames into place, or drops) and what a build would refuse it for.
 pub fn import(
     vendor: &Path,
     file: &Path,
+    wanted: &std::collections::BTreeSet<String>,
     progress: &Progress,
-) -> Result<(String, u64, tempfile::NamedTempFile), PinError> {
+) -> Result<(String, u64, tempfile::NamedTempFile, Option<ExtractError>), PinError> {
     let io_err = |path: &Path| {
         let path = path.to_owned();
         move |source| PinError::Io { path, source }
@@ -143,17 +159,95 @@ pub fn import(
     std::fs::create_dir_all(&store_dir).map_err(io_err(&store_dir))?;
     let input = File::open(file).map_err(io_err(file))?;
     let total = input.metadata().ok().map(|m| m.len());
-    let bar = progress.bar("hashing", total);
-    let mut reader = Sha512Reader::new(BufReader::with_capacity(1 << 20, bar.wrap_read(input)));
+    let bar = progress.bar("checking", total);
     let temp = tempfile::Builder::new()
         .prefix(".pin.")
         .tempfile_in(&store_dir)
         .map_err(io_err(&store_dir))?;
-    let mut writer = BufWriter::with_capacity(1 << 20, temp.as_file());
-    io::copy(&mut reader, &mut writer).map_err(io_err(file))?;
-    writer.flush().map_err(io_err(temp.path()))?;
-    drop(writer);
+    let mut copy = BufWriter::with_capacity(1 << 20, temp.as_file());
+    let tee = Tee {
+        inner: BufReader::with_capacity(1 << 20, bar.wrap_read(input)),
+        copy: &mut copy,
+    };
+    let (sha512, size, refused) = extract::scan(file, tee, wanted)?;
+    copy.flush().map_err(io_err(temp.path()))?;
+    drop(copy);
     temp.as_file().sync_all().map_err(io_err(temp.path()))?;
-    let (sha512, size) = reader.finish().map_err(io_err(file))?;
-    Ok((sha512, size, temp))
+    Ok((sha512, size, temp, refused))
+}
+
+/// The release members the image definitions in `images_dir` take (each image's components
+/// and tools): a tarball without them as regular files is one no build could use.
+pub fn members_images_take(images_dir: &Path) -> std::collections::BTreeSet<String> {
+    let mut wanted = std::collections::BTreeSet::new();
+    let Ok(entries) = std::fs::read_dir(images_dir) else {
+        return wanted;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Ok(image) = crate::front::image::Image::load(images_dir, &name) {
+            wanted.extend(image.components.iter().map(|c| c.member.clone()));
+            wanted.extend(image.tools.iter().map(|t| t.member.clone()));
+        }
+    }
+    wanted
+}
+
+/// A reader that writes a copy of everything read through it.
+struct Tee<'a, R, W> {
+    inner: R,
+    copy: &'a mut W,
+}
+
+impl<R: io::Read, W: Write> io::Read for Tee<'_, R, W> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.copy.write_all(&buf[..n])?;
+        Ok(n)
+    }
+}
+
+/// What `unpin` did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Unpinned {
+    pub release: String,
+    pub sha512: String,
+    /// The store file removed, when no other entry used it.
+    pub removed: Option<PathBuf>,
+}
+
+/// Removes `release` from the lock, and its store file when no other entry has its digest.
+pub fn unpin(root: &Path, release: &str) -> Result<Unpinned, PinError> {
+    let vendor = root.join("vendor");
+    let mut lock = Lock::load(&vendor)?;
+    let Some(at) = lock.releases.iter().position(|r| r.name == release) else {
+        return Err(PinError::NotPinned {
+            release: release.to_owned(),
+            path: vendor.join(lock::LOCK_FILE),
+            known: lock
+                .releases
+                .iter()
+                .map(|r| r.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    };
+    let entry = lock.releases.remove(at);
+    lock.save(&vendor)?;
+    let shared = lock.releases.iter().any(|r| r.sha512 == entry.sha512);
+    let store = lock::store_path(&vendor, &entry.sha512);
+    let removed = if !shared && store.exists() {
+        std::fs::remove_file(&store).map_err(|source| PinError::Io {
+            path: store.clone(),
+            source,
+        })?;
+        Some(store)
+    } else {
+        None
+    };
+    Ok(Unpinned {
+        release: entry.name,
+        sha512: entry.sha512,
+        removed,
+    })
 }

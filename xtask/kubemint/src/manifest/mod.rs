@@ -22,6 +22,8 @@ pub struct Manifest {
     pub epoch: crate::util::epoch::Epoch,
     pub generator: Generator,
     pub files: Vec<FileRow>,
+    /// Directories the image owns whole: anything else found in them is drift.
+    pub owns: Vec<String>,
     pub outputs: Vec<Output>,
     /// The OCI image's identity: manifest and config digests, layers and their diff_ids.
     pub oci: crate::pack::oci::Image,
@@ -138,6 +140,7 @@ impl Manifest {
                 squashfs: crate::pack::squashfs::SQUASHFS.to_owned(),
             },
             files: file_rows(tree),
+            owns: plan.owns.clone(),
             outputs,
             oci,
             secrets: plan.secrets.clone(),

@@ -37,7 +37,11 @@ pub fn manifest_lines(tree: &Tree) -> String {
     out
 }
 
-/// Renders the script header for a payload with `payload_sha256`.
+/// Renders the script header for a payload of `payload_size` bytes with `payload_sha256`.
+///
+/// The header's numbers are fixed-width, so its length is known before they are; the whole
+/// file's length, the header's length and offset of the payload are then rendered in. Line 3
+/// holds the sha256 of the header without that line, which the script checks first.
 pub fn header(
     plan: &Plan,
     tree: &Tree,
@@ -52,33 +56,100 @@ pub fn header(
             .map(|(p, _)| p)
             .collect()
     };
-    let render = |offset: &str| {
+    let units_dir = "/usr/lib/systemd/system/";
+    let shipped: Vec<&str> = in_dir(units_dir)
+        .into_iter()
+        .map(|p| &p[units_dir.len()..])
+        .filter(|u| !u.contains('/'))
+        .collect();
+    let mut unit_wants = Vec::new();
+    for unit in &plan.units {
+        let path = format!("{units_dir}{unit}");
+        let Some(file) = plan.files.iter().find(|f| f.path == path) else {
+            continue;
+        };
+        for target in crate::front::plan::wanted_by(&file.content) {
+            unit_wants.push(format!("{unit}:{target}"));
+        }
+    }
+    let tmpfiles_paths: Vec<String> = plan
+        .files
+        .iter()
+        .filter(|f| f.path.starts_with("/usr/lib/tmpfiles.d/"))
+        .flat_map(|f| tmpfiles_lines(&f.content))
+        .collect();
+    let terminator = terminator(payload_sha256);
+    let render = |digest: &str, header_size: u64| {
+        let number = |n: u64| format!("{n:0width$}", width = OFFSET_WIDTH);
+        let total = header_size + payload_size + terminator.len() as u64 + 2;
         template.render(minijinja::context! {
+            header_sha256 => digest,
             profile => plan.profile,
             image => plan.image,
             release => plan.release.name,
             sample => plan.sample,
             version => crate::VERSION,
             archive_sha256 => payload_sha256,
-            archive_offset => offset,
+            header_size => number(header_size),
+            archive_offset => number(header_size + 1),
             archive_size => payload_size,
-            terminator => terminator(payload_sha256),
+            total_size => number(total),
+            terminator => terminator,
             user => plan.user,
             sysusers => in_dir("/usr/lib/sysusers.d/"),
             tmpfiles => in_dir("/usr/lib/tmpfiles.d/"),
+            tmpfiles_paths => tmpfiles_paths,
             units => plan.units,
+            unit_wants => unit_wants,
+            shipped_units => shipped,
+            owns => plan.owns,
             secrets => minijinja::Value::from_serialize(&plan.secrets),
             manifest => manifest_lines(tree),
         })
     };
-    let probe = render(&"0".repeat(OFFSET_WIDTH))?;
-    let text = render(&format!(
-        "{:0width$}",
-        probe.len() + 1,
-        width = OFFSET_WIDTH
-    ))?;
+    let placeholder = "0".repeat(64);
+    let probe = render(&placeholder, 0)?;
+    let text = render(&placeholder, probe.len() as u64)?;
     debug_assert_eq!(text.len(), probe.len());
+    let digest = crate::util::hash::sha256_hex(without_line_3(&text).as_bytes());
+    let text = text.replacen(
+        &format!("HEADER_SHA256='{placeholder}'"),
+        &format!("HEADER_SHA256='{digest}'"),
+        1,
+    );
+    debug_assert_eq!(
+        text.lines().nth(2),
+        Some(format!("HEADER_SHA256='{digest}'").as_str())
+    );
     Ok(text)
+}
+
+/// The header as the script hashes it: `sed '3d'`.
+fn without_line_3(text: &str) -> String {
+    text.split_inclusive('\n')
+        .enumerate()
+        .filter(|(i, _)| *i != 2)
+        .map(|(_, l)| l)
+        .collect()
+}
+
+/// The `d` and `L` lines of a tmpfiles.d file as the installer checks them:
+/// `type path mode user group target`, `-` where a field does not apply.
+fn tmpfiles_lines(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            match f.as_slice() {
+                ["d", path, mode, user, group, ..] => {
+                    Some(format!("d {path} {mode} {user} {group} -"))
+                }
+                ["L", path, _, _, _, _, target, ..] => Some(format!("L {path} - - - {target}")),
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 /// The line that ends the payload's here-document. It names the payload's own sha256, so the
@@ -115,6 +186,20 @@ pub fn write<W: Write>(
 mod tests {
     use super::*;
     use crate::tree::Content;
+
+    #[test]
+    fn units_and_tmpfiles_as_the_script_reads_them() {
+        assert_eq!(
+            tmpfiles_lines(
+                "# x\nd /data/k 0755 k8s k8s -\nL /data/k/sbin - - - - /usr/lib/k/bin\n"
+            ),
+            [
+                "d /data/k 0755 k8s k8s -",
+                "L /data/k/sbin - - - /usr/lib/k/bin"
+            ]
+        );
+        assert_eq!(without_line_3("a\nb\nc\nd\n"), "a\nb\nd\n");
+    }
 
     #[test]
     fn manifest_line_format() {

@@ -28,6 +28,8 @@ pub struct Plan {
     pub binaries: Vec<Binary>,
     pub files: Vec<File>,
     pub links: Vec<Link>,
+    /// Directories the image owns whole: a file in them that the plan does not have is drift.
+    pub owns: Vec<String>,
     /// Units the installer enables, by name.
     pub units: Vec<String>,
     /// What the master needs delivered apart: never in the tree.
@@ -326,6 +328,25 @@ pub fn plan(
     context =
         minijinja::context! { secrets => minijinja::Value::from_serialize(&secrets), ..context };
 
+    // Every file's path first: a template may list other files (the addons unit applies the
+    // addon files by name).
+    let mut paths = Vec::new();
+    for (i, f) in image.files.iter().enumerate() {
+        let ctx = minijinja::context! { vars => minijinja::Value::from_serialize(&f.vars), ..context.clone() };
+        paths.push((
+            render_value(&format!("file[{i}].path"), &f.path, &ctx)?,
+            ctx,
+        ));
+    }
+    let addons: Vec<String> = image
+        .files
+        .iter()
+        .zip(&paths)
+        .filter(|(f, _)| f.addon)
+        .map(|(_, (p, _))| p.clone())
+        .collect();
+    context = minijinja::context! { addons => &addons, ..context };
+
     let mut files = Vec::new();
     let mut units = Vec::new();
     for (c, component) in &components {
@@ -339,9 +360,8 @@ pub fn plan(
         });
         units.push(unit);
     }
-    for (i, f) in image.files.iter().enumerate() {
-        let ctx = minijinja::context! { vars => minijinja::Value::from_serialize(&f.vars), ..context.clone() };
-        let path = render_value(&format!("file[{i}].path"), &f.path, &ctx)?;
+    for (i, (f, (path, ctx))) in image.files.iter().zip(paths).enumerate() {
+        let ctx = minijinja::context! { addons => &addons, ..ctx };
         if f.enable {
             let unit = path.rsplit('/').next().unwrap_or_default().to_owned();
             units.push(unit);
@@ -353,7 +373,13 @@ pub fn plan(
             template: f.template.clone(),
         });
     }
-    let links = image
+    let owns = image
+        .owns
+        .iter()
+        .enumerate()
+        .map(|(i, o)| render_value(&format!("owns[{i}]"), o, &context))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut links = image
         .links
         .iter()
         .enumerate()
@@ -363,7 +389,22 @@ pub fn plan(
                 target: render_value(&format!("link[{i}].target"), &l.target, &context)?,
             })
         })
-        .collect::<Result<_, PlanError>>()?;
+        .collect::<Result<Vec<_>, PlanError>>()?;
+    // The units are enabled by the image itself, as `systemctl enable` would in /etc, but in
+    // /usr: so an unpacked OCI image, a merged system extension and an installed root all start
+    // them, with no step run on the master.
+    for unit in &units {
+        let path = format!("{UNITS_DIR}/{unit}");
+        let Some(file) = files.iter().find(|f| f.path == path) else {
+            continue;
+        };
+        for target in wanted_by(&file.content) {
+            links.push(Link {
+                path: format!("{UNITS_DIR}/{target}.wants/{unit}"),
+                target: format!("../{unit}"),
+            });
+        }
+    }
     Ok(Plan {
         profile: profile.name.clone(),
         image: image.name.clone(),
@@ -377,9 +418,21 @@ pub fn plan(
         binaries,
         files,
         links,
+        owns,
         units,
         secrets,
     })
+}
+
+/// Where the image's units are.
+pub const UNITS_DIR: &str = "/usr/lib/systemd/system";
+
+/// The targets a unit's `[Install]` section names in `WantedBy=`.
+pub fn wanted_by(unit: &str) -> Vec<String> {
+    unit.lines()
+        .filter_map(|l| l.trim().strip_prefix("WantedBy="))
+        .flat_map(|v| v.split_whitespace().map(str::to_owned))
+        .collect()
 }
 
 /// The newest `kubescheduler.config.k8s.io` version a Kubernetes 1.`minor` accepts:

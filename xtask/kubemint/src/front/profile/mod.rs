@@ -299,6 +299,49 @@ fn load_chain(leaf: &Path, unknown: &mut Vec<Problem>) -> Result<Vec<Layer>, Vec
     Ok(chain)
 }
 
+/// Every string of a TOML document (values, and items of arrays) with its dotted key and line:
+/// what the key-material scan reads.
+pub fn strings(text: &str) -> Vec<(String, usize, String)> {
+    fn walk(
+        table: &toml::de::DeTable<'_>,
+        prefix: &str,
+        line: &dyn Fn(usize) -> usize,
+        out: &mut Vec<(String, usize, String)>,
+    ) {
+        for (key, value) in table.iter() {
+            let path = if prefix.is_empty() {
+                key.get_ref().to_string()
+            } else {
+                format!("{prefix}.{}", key.get_ref())
+            };
+            match value.get_ref() {
+                toml::de::DeValue::String(s) => {
+                    out.push((path, line(value.span().start), s.to_string()));
+                }
+                toml::de::DeValue::Table(t) => walk(t, &path, line, out),
+                toml::de::DeValue::Array(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        if let toml::de::DeValue::String(s) = item.get_ref() {
+                            out.push((
+                                format!("{path}[{i}]"),
+                                line(item.span().start),
+                                s.to_string(),
+                            ));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let line = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
+    let mut out = Vec::new();
+    if let Ok(doc) = toml::de::DeTable::parse(text) {
+        walk(doc.get_ref(), "", &line, &mut out);
+    }
+    out
+}
+
 /// Line and column of every dotted key of a TOML document (`cluster.etcd_servers[1]` for an
 /// array item), from the parser's spans.
 fn key_positions(text: &str) -> BTreeMap<String, (usize, usize)> {
@@ -457,6 +500,17 @@ impl Resolver<'_> {
         parse: impl FnOnce(&str) -> Result<T, String>,
     ) -> Option<T> {
         let value = self.required(key, value)?;
+        // Key material is named, never echoed (the front end's scan reports it too).
+        if let Some(found) = crate::front::secrets::find("", &value) {
+            self.report(
+                key,
+                format!(
+                    "looks like {}: a profile holds no keys or tokens",
+                    found.what
+                ),
+            );
+            return None;
+        }
         parse(&value).map_err(|m| self.report(key, m)).ok()
     }
 }
@@ -717,6 +771,20 @@ fn resolve_flag(
             ));
         }
     };
+    // Key material is reported by the front end's scan, naming the file and key; here it is
+    // never echoed, and a value spanning lines (a pasted PEM block) cannot even be a flag.
+    if let Some(found) = crate::front::secrets::find("", &value) {
+        if value.chars().any(|c| c.is_control()) {
+            return Err(format!(
+                "looks like {}, over several lines: a flag value is one line, and keys and tokens never go into an image",
+                found.what
+            ));
+        }
+        return Ok(Flag {
+            name: name.to_owned(),
+            value,
+        });
+    }
     if let Some(c) = value.chars().find(|c| c.is_control()) {
         return Err(format!(
             "value {value:?} contains {c:?}: a flag value is one line of printable text"
