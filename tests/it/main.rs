@@ -17,3 +17,4 @@ mod reproducible;
 mod snapshots;
 mod support;
 mod unit;
+mod upgrade;
