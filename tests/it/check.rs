@@ -133,13 +133,23 @@ fn seed_errors_at_1_33(extra: &[&str]) -> Vec<String> {
                 "service-account-signing-key-file",
                 "missing: required from v1.20, startup fails without it",
             ),
-            ("kube-controller-manager", "port", "removed in v1.24"),
-            ("kube-controller-manager", "address", "removed in v1.24"),
-            ("kube-scheduler", "port", "removed in v1.24"),
-            ("kube-scheduler", "address", "removed in v1.24"),
+            (
+                "kube-controller-manager",
+                "port",
+                "removed in v1.24 (deprecated since v1.10)",
+            ),
+            (
+                "kube-controller-manager",
+                "address",
+                "removed in v1.24 (deprecated since v1.10)",
+            ),
         ] {
             want.push(format!("{m} {c} --{flag}: {message}"));
         }
+        // v1.14 to v1.33 at once: the minors it skips.
+        want.push(format!(
+            "{m} - ---: v1.14 → v1.33 skips 18 minors; Kubernetes supports one at a time: v1.15, v1.16, …, v1.33"
+        ));
         want.extend(extra.iter().map(|e| format!("{m} {e}")));
     }
     want.sort();
@@ -178,19 +188,26 @@ fn seed_set_passes_at_its_release() {
         assert!(f["fix"].is_string(), "{f}");
     }
     // The seed set warns about nothing: what is left are notes, facts nobody can act on at
-    // v1.14 (its insecure port is closed only by the deprecated flag).
+    // v1.14 (the insecure ports of the apiserver and the controller manager are closed only by
+    // deprecated flags; the scheduler's by its configuration file).
     assert_eq!(report["warnings"], 0, "{report}");
-    assert_eq!(report["notes"], 6, "{report}");
+    assert_eq!(report["notes"], 12, "{report}");
     // The human form: one line per finding, then the summary.
     let out = p.ok(&["check", "master-1"]);
     let stdout = text(&out.stdout);
     assert!(
-        stdout.ends_with("checked master-1 against v1.14.2: 0 errors, 0 warnings, 2 notes\n"),
+        stdout.ends_with("checked master-1 against v1.14.2: 0 errors, 0 warnings, 4 notes\n"),
         "{stdout}"
     );
     assert!(
         stdout.lines().all(
             |l| l.starts_with("note: master-1: kube-apiserver: --insecure-")
+                || l.starts_with(
+                    "note: master-1: kube-controller-manager: --port: deprecated since v1.10"
+                )
+                || l.starts_with(
+                    "note: master-1: kube-controller-manager: --address: deprecated since v1.10"
+                )
                 || l.starts_with("checked ")
         ),
         "{stdout}"
@@ -211,16 +228,17 @@ fn seed_set_at_1_33_lists_exactly_the_edits_an_upgrade_needs() {
         "error: master-1: kube-apiserver: --service-account-issuer: missing: required from v1.20, startup fails without it; fix: add --service-account-issuer (the issuer URL of service-account tokens, e.g. https://kubernetes.default.svc.cluster.local)\n",
         "error: master-1: kube-apiserver: --log-dir: removed in v1.26 (deprecated since v1.23); fix: remove --log-dir: the components log to stderr, which journald keeps\n",
         "warning: master-1: kube-apiserver: --apiserver-count: deprecated since v1.24",
-        "checked master-1 against v1.33.5: 12 errors, ",
+        "error: master-1: v1.14 → v1.33 skips 18 minors; Kubernetes supports one at a time: v1.15, v1.16, …, v1.33; fix: upgrade one minor at a time: `cargo xtask upgrade-plan --to v1.33.5` lists the hops",
+        "checked master-1 against v1.33.5: 11 errors, ",
     ] {
         assert!(human.contains(want), "{want:?} not in:\n{human}");
     }
     let err = p.fails(&["check", "master-1", "--release", "v1.33.5"]);
-    assert!(err.contains("12 error(s)"), "{err}");
+    assert!(err.contains("11 error(s)"), "{err}");
 }
 
 #[test]
-fn a_v1beta1_audit_policy_is_one_more_error_at_1_33_and_a_warning_at_1_14() {
+fn a_v1beta1_audit_policy_is_one_more_error_at_1_33_and_a_warning_from_1_21() {
     let p = Project::new();
     edit(
         &p,
@@ -235,10 +253,13 @@ fn a_v1beta1_audit_policy_is_one_more_error_at_1_33_and_a_warning_at_1_14() {
             "kube-apiserver --audit-policy-file: /etc/k8s/kubernetes/audit-policy.yaml: apiVersion: apiVersion audit.k8s.io/v1beta1 was removed in v1.24"
         ])
     );
+    // v1.14 reads it without a word, and so does check; v1.21 warns (kubernetes#98858).
     let report = passes(&p, &["master-1"]);
+    assert_eq!(report["warnings"], 0, "{report}");
+    let (_, report) = check(&p, &["master-1", "--release", "v1.21.14"]);
     assert!(
         lines(&report, "warning").contains(
-            &"master-1 kube-apiserver --audit-policy-file: /etc/k8s/kubernetes/audit-policy.yaml: apiVersion: apiVersion audit.k8s.io/v1beta1 is deprecated since v1.12, removed in v1.24".to_owned()
+            &"master-1 kube-apiserver --audit-policy-file: /etc/k8s/kubernetes/audit-policy.yaml: apiVersion: apiVersion audit.k8s.io/v1beta1 is deprecated since v1.21, removed in v1.24".to_owned()
         ),
         "{report}"
     );
@@ -250,7 +271,8 @@ fn upgrade_set_passes_at_1_33_and_builds() {
     let report = passes(&p, &["--profiles", "profiles/upgrade", "--all"]);
     assert_eq!(report["checked"][0]["release"], "v1.33.5");
     assert_eq!(report["checked"].as_array().unwrap().len(), 3);
-    // Back on v1.14.2, the flags it dropped would leave v1.14's insecure ports open.
+    // Back on v1.14.2, the flags it dropped would leave v1.14's controller manager port open
+    // (the scheduler's is closed by the file the image renders for v1.14).
     let (ok, report) = check(
         &p,
         &[
@@ -266,7 +288,6 @@ fn upgrade_set_passes_at_1_33_and_builds() {
         errors(&report),
         [
             "master-1 kube-controller-manager --port: without --port=0, v1.14 serves unauthenticated, unauthorized access on 0.0.0.0:10252, beyond loopback",
-            "master-1 kube-scheduler --port: without --port=0, v1.14 serves unauthenticated, unauthorized access on 0.0.0.0:10251, beyond loopback",
         ]
     );
     p.ok(&[
@@ -325,13 +346,7 @@ fn removed_admission_plugins_and_runtime_config_syntax() {
         &p,
         "profiles/upgrade/cluster.toml",
         "enable-admission-plugins = \"NodeRestriction\"",
-        "enable-admission-plugins = \"NodeRestriction,PodSecurityPolicy\"",
-    );
-    edit(
-        &p,
-        "profiles/upgrade/cluster.toml",
-        "runtime-config = \"api/all=true\"",
-        "runtime-config = \"api/all\"",
+        "enable-admission-plugins = \"NodeRestriction,PodSecurityPolicy\"\nruntime-config = \"api/all\"",
     );
     let report = fails_with(
         &p,
@@ -339,21 +354,41 @@ fn removed_admission_plugins_and_runtime_config_syntax() {
         "master-1 kube-apiserver --enable-admission-plugins: PodSecurityPolicy was removed in v1.25",
     );
     assert!(
-        errors(&report).contains(&"master-1 kube-apiserver --runtime-config: api/all without a value is fatal from v1.17 (\"invalid value api/all=\"): every entry needs a value, e.g. api/all=true".to_owned()),
+        errors(&report).contains(&"master-1 kube-apiserver --runtime-config: api/all without a value is fatal from v1.17 (\"invalid value api/all=\"): every entry needs a value; without one it did nothing before, and api/all=true would turn on every alpha API".to_owned()),
         "{report}"
     );
     // The guide's own `api/all` on its own release: accepted, silently ignored.
-    edit(
-        &p,
-        "profiles/cluster.toml",
-        "runtime-config = \"api/all=true\"",
-        "runtime-config = \"api/all\"",
-    );
+    add_flag(&p, "kube-apiserver", "runtime-config = \"api/all\"");
     let report = passes(&p, &["master-1"]);
     assert!(
         lines(&report, "warning")
             .iter()
             .any(|w| w.contains("api/all without a value is silently ignored by v1.14")),
+        "{report}"
+    );
+}
+
+/// The profile's old "fix" of the guide's line: every alpha API of the release turned on.
+#[test]
+fn runtime_config_api_all_true_names_the_alpha_apis_it_turns_on() {
+    let p = Project::new();
+    // Both sets do what the guide's line did: nothing.
+    for set in ["profiles", "profiles/upgrade"] {
+        let text = std::fs::read_to_string(p.path().join(set).join("cluster.toml")).unwrap();
+        assert!(
+            !text.lines().any(|l| l.starts_with("runtime-config")),
+            "{set}"
+        );
+    }
+    add_flag(&p, "kube-apiserver", "runtime-config = \"api/all=true\"");
+    let report = passes(&p, &["master-1"]);
+    let warnings = lines(&report, "warning");
+    assert!(
+        warnings.iter().any(|w| w.starts_with(
+            "master-1 kube-apiserver --runtime-config: api/all=true turns on every alpha API version"
+        ) && w.contains("batch/v2alpha1")
+            && w.contains("settings.k8s.io/v1alpha1")
+            && w.contains("auditregistration.k8s.io/v1alpha1")),
         "{report}"
     );
 }
@@ -512,8 +547,8 @@ fn addresses_outside_the_declared_networks() {
     edit(
         &p,
         "profiles/cluster.toml",
-        "port = 0\naddress = \"127.0.0.1\"\nbind-address = \"127.0.0.1\"\nsecure-port = 10259",
-        "port = 0\naddress = \"127.0.0.1\"\nbind-address = \"10.10.10.50\"\nsecure-port = 10259",
+        "bind-address = \"127.0.0.1\"\nsecure-port = 10259",
+        "bind-address = \"10.10.10.50\"\nsecure-port = 10259",
     );
     let (ok, report) = check(&p, &["master-1"]);
     assert!(!ok);
@@ -703,4 +738,93 @@ fn build_image_shows_warnings_and_refuses_a_misspelt_flag() {
         "{err}"
     );
     assert!(err.contains("refusing to build"), "{err}");
+}
+
+#[test]
+fn a_requestheader_ca_needs_allowed_names_on_every_component() {
+    let p = Project::new();
+    passes(&p, &["--all"]);
+    // The controller manager's, the second of the set's two.
+    let path = p.path().join("profiles/cluster.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let at = text
+        .match_indices("requestheader-allowed-names = \"aggregator\"\n")
+        .nth(1)
+        .unwrap()
+        .0;
+    let mut edited = text.clone();
+    edited.replace_range(
+        at..at + "requestheader-allowed-names = \"aggregator\"\n".len(),
+        "",
+    );
+    std::fs::write(&path, edited).unwrap();
+    let report = fails_with(
+        &p,
+        &["master-1"],
+        "master-1 kube-controller-manager --requestheader-allowed-names: empty while --requestheader-client-ca-file is set (/etc/k8s/ssl/front-proxy-ca.pem): every client certificate that CA signed is trusted as a front proxy",
+    );
+    assert_eq!(report["errors"], 1, "{report}");
+}
+
+/// "Closed" means closed: the v1.14 scheduler's listener is its configuration file's, which
+/// the image renders with port 0, and the check reads the file, not --port.
+#[test]
+fn the_v1_14_scheduler_opens_no_unauthenticated_port() {
+    let p = Project::new();
+    let out = p.ok(&["plan", "master-1"]);
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let config = plan["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "/etc/k8s/kubernetes/kube-scheduler.yaml")
+        .unwrap()["content"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        config.contains("\nhealthzBindAddress: 127.0.0.1:0\nmetricsBindAddress: 127.0.0.1:0\n"),
+        "{config}"
+    );
+    let unit = plan["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "/usr/lib/systemd/system/kube-scheduler.service")
+        .unwrap()["content"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        !unit.contains("--port") && !unit.contains("--address"),
+        "{unit}"
+    );
+    let report = passes(&p, &["master-1"]);
+    assert!(
+        !report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["component"] == "kube-scheduler"),
+        "{report}"
+    );
+    // The file without its addresses: v1.14's default, 0.0.0.0:10251, whatever --port says.
+    edit(
+        &p,
+        "images/control-plane/templates/kube-scheduler.yaml.j2",
+        "healthzBindAddress: 127.0.0.1:0\nmetricsBindAddress: 127.0.0.1:0\n",
+        "",
+    );
+    add_flag(&p, "kube-scheduler", "port = 0");
+    let report = fails_with(
+        &p,
+        &["master-1"],
+        "master-1 kube-scheduler --config: /etc/k8s/kubernetes/kube-scheduler.yaml: healthzBindAddress and metricsBindAddress: 0.0.0.0:10251 serves unauthenticated, unauthorized access beyond loopback",
+    );
+    assert!(
+        lines(&report, "warning").iter().any(
+            |w| w.starts_with("master-1 kube-scheduler --port: ignored when --config is given")
+        ),
+        "{report}"
+    );
 }

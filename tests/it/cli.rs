@@ -12,6 +12,7 @@ fn every_command_has_help() {
         &["fetch"],
         &["pin"],
         &["plan"],
+        &["upgrade-plan"],
         &["bench"],
     ] {
         let mut args = cmd.to_vec();

@@ -102,9 +102,11 @@ fn components_run_as_the_guide_says_with_insecure_ports_closed() {
     ] {
         assert!(kcm.contains(flag), "{flag} missing:\n{kcm}");
     }
+    // The scheduler's insecure listener is its configuration file's (--port is ignored next
+    // to --config): closed there.
     let ks = unit("kube-scheduler");
     assert!(
-        ks.contains("--config=/etc/k8s/kubernetes/kube-scheduler.yaml") && ks.contains("--port=0"),
+        ks.contains("--config=/etc/k8s/kubernetes/kube-scheduler.yaml") && !ks.contains("--port"),
         "{ks}"
     );
     let config = ok(&format!(
@@ -117,6 +119,10 @@ fn components_run_as_the_guide_says_with_insecure_ports_closed() {
     );
     assert!(
         config.contains("kubeconfig: /etc/k8s/kubernetes/kube-scheduler.kubeconfig"),
+        "{config}"
+    );
+    assert!(
+        config.contains("healthzBindAddress: 127.0.0.1:0\nmetricsBindAddress: 127.0.0.1:0\n"),
         "{config}"
     );
     // The upgrade set, on v1.33.5, gets the scheduler config version that release accepts.

@@ -19,7 +19,7 @@ fn a_profile_named_twice_is_checked_and_built_once() {
     assert_eq!(once, twice);
     assert_eq!(
         twice.lines().filter(|l| l.starts_with("note: ")).count(),
-        2,
+        4,
         "{twice}"
     );
     let out = p.ok(&["build-image", "master-1", "master-1", "--sample", "--json"]);

@@ -18,3 +18,4 @@ mod safety;
 mod snapshots;
 mod support;
 mod unit;
+mod upgrade;

@@ -66,8 +66,9 @@ v=2
 "#;
 
 /// The guide's flags the profile drops (profiles/cluster.toml says why): the no-op
-/// `--enable-swagger-ui=true`, which the guide lists after `--enable-aggregator-routing`.
-const DROPPED: &[&str] = &["enable-swagger-ui"];
+/// `--enable-swagger-ui=true`, which the guide lists after `--enable-aggregator-routing`, and
+/// `--runtime-config=api/all`, which v1.14 ignores (api/all=true would turn on every alpha API).
+const DROPPED: &[&str] = &["enable-swagger-ui", "runtime-config"];
 
 /// The documented fixes (profiles/cluster.toml says why for each): flag, guide value, ours.
 const FIXES: &[(&str, &str, &str)] = &[
@@ -83,7 +84,6 @@ const FIXES: &[(&str, &str, &str)] = &[
     ),
     ("insecure-bind-address", "10.10.10.22", "127.0.0.1"),
     ("insecure-port", "8080", "0"),
-    ("runtime-config", "api/all", "api/all=true"),
     ("requestheader-allowed-names", "", "aggregator"),
     (
         "requestheader-client-ca-file",

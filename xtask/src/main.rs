@@ -12,6 +12,7 @@ use kubemint::front::check::Severity;
 use kubemint::front::{self, EpochOverride, Planned, Request, Selection};
 use kubemint::inputs::{fetch, pin};
 use kubemint::pack::oci::LayerCompression;
+use kubemint::upgrade;
 use kubemint::util::progress::Progress;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -41,6 +42,8 @@ enum Command {
     Check(CheckArgs),
     /// Print the resolved plan of profiles (what each tree will hold), as JSON or text
     Plan(PlanArgs),
+    /// The upgrade path to a release, one minor at a time: each hop's findings, edits and cluster steps
+    UpgradePlan(UpgradePlanArgs),
     /// Download pinned releases into vendor/store, verifying sha512 while streaming
     Fetch(FetchArgs),
     /// Record a local tarball in the lock (vendor/releases.toml) and copy it into the store
@@ -163,6 +166,26 @@ struct PlanArgs {
     /// Print reviewable text (every rendered file whole) instead of JSON
     #[arg(long)]
     text: bool,
+}
+
+#[derive(Args, Debug)]
+struct UpgradePlanArgs {
+    /// The profile set to upgrade (default profiles/), e.g. profiles/upgrade
+    #[arg(long = "profiles", value_name = "DIR")]
+    profiles_dir: Option<PathBuf>,
+    /// The release to reach, e.g. v1.33.5
+    #[arg(long, value_name = "RELEASE")]
+    to: String,
+    /// Print the plan as JSON on stdout
+    #[arg(long)]
+    json: bool,
+    /// Write the next hop's profile set, every mechanical edit applied, into DIR (new or empty;
+    /// a relative DIR is the project's, e.g. profiles/hop-1)
+    #[arg(long, value_name = "DIR")]
+    write: Option<PathBuf>,
+    /// With --write: the set of hop N instead of the next (1 is the next)
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "write")]
+    hop: usize,
 }
 
 #[derive(Args, Debug)]
@@ -342,6 +365,39 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 println!("{}", serde_json::to_string_pretty(one)?);
             } else {
                 println!("{}", serde_json::to_string_pretty(&plans)?);
+            }
+        }
+        Command::UpgradePlan(args) => {
+            let profiles_dir = Selected {
+                profiles: Vec::new(),
+                all: true,
+                profiles_dir: args.profiles_dir,
+                release: None,
+            }
+            .request(&root, &cwd, false, None)
+            .profiles_dir;
+            let plan = upgrade::plan(&upgrade::Request {
+                root: root.clone(),
+                profiles_dir,
+                to: args.to,
+            })?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&plan)?);
+            } else {
+                print!("{}", plan.render());
+            }
+            if let Some(dir) = args.write {
+                // Beside the project's other profile sets, whatever the current directory.
+                let dir = root.join(dir);
+                let index = args.hop.saturating_sub(1);
+                let written = upgrade::write(&plan, index, &dir)?;
+                eprintln!(
+                    "wrote the profile set of {} into {} ({} files); check it with `cargo xtask check --profiles {} --all`",
+                    plan.hops[index].to,
+                    dir.display(),
+                    written.len(),
+                    dir.display()
+                );
             }
         }
         Command::Fetch(args) => {

@@ -9,8 +9,9 @@
 //! 4. [`pack`]: payload tar.gz, installer, OCI image, sysext, confext and disk image.
 //! 5. [`manifest`]: the canonical description of the tree, its inputs and its outputs.
 //!
-//! [`build`] runs the stages for `build-image`; [`util`] holds what several stages share
-//! (digests, canonical JSON, the epoch, progress bars).
+//! [`build`] runs the stages for `build-image`; [`upgrade`] plans `upgrade-plan`'s hops, one
+//! minor at a time, through the front end; [`util`] holds what several stages share (digests,
+//! canonical JSON, the epoch, progress bars).
 
 pub mod build;
 pub mod front;
@@ -18,6 +19,7 @@ pub mod inputs;
 pub mod manifest;
 pub mod pack;
 pub mod tree;
+pub mod upgrade;
 pub mod util;
 
 /// The generator's name and version, as recorded in every manifest.

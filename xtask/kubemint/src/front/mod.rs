@@ -21,7 +21,7 @@ use crate::util::epoch::Epoch;
 use check::{Finding, Report, Severity};
 use image::{Image, ImageError};
 use plan::{Plan, PlanError};
-use profile::{Profile, ProfileError};
+use profile::{Files, Profile, ProfileError};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -132,8 +132,16 @@ impl fmt::Display for Problems<'_> {
 
 /// The names a selection stands for in `dir`, in order, each once.
 pub fn names(dir: &Path, selection: &Selection) -> Result<Vec<String>, ProfileError> {
+    names_in(Files::disk(), dir, selection)
+}
+
+fn names_in(
+    files: Files<'_>,
+    dir: &Path,
+    selection: &Selection,
+) -> Result<Vec<String>, ProfileError> {
     let mut names = match selection {
-        Selection::All => profile::list(dir)?,
+        Selection::All => profile::list_in(files, dir)?,
         Selection::Names(n) => n.clone(),
     };
     let mut seen = BTreeSet::new();
@@ -143,6 +151,12 @@ pub fn names(dir: &Path, selection: &Selection) -> Result<Vec<String>, ProfileEr
 
 /// Plans and checks the selection: the one front end.
 pub fn plan_set(req: &Request) -> Result<Planned, FrontError> {
+    plan_set_in(req, Files::disk())
+}
+
+/// [`plan_set`], reading the profile files through `files` (texts that stand in for some of
+/// them: what `upgrade-plan` checks before anything is written).
+pub fn plan_set_in(req: &Request, files: Files<'_>) -> Result<Planned, FrontError> {
     let epoch = req
         .epoch
         .as_ref()
@@ -154,7 +168,7 @@ pub fn plan_set(req: &Request) -> Result<Planned, FrontError> {
             })
         })
         .transpose()?;
-    let names = names(&req.profiles_dir, &req.selection)
+    let names = names_in(files, &req.profiles_dir, &req.selection)
         .map_err(|e| FrontError::Invalid(vec![e.into()]))?;
     if names.is_empty() {
         return Err(FrontError::NoProfiles(req.profiles_dir.clone()));
@@ -164,7 +178,7 @@ pub fn plan_set(req: &Request) -> Result<Planned, FrontError> {
     let mut invalid = Vec::new();
     let mut profiles = Vec::new();
     for name in &names {
-        match profile::load(&req.profiles_dir, name) {
+        match profile::load_in(files, &req.profiles_dir, name) {
             Ok(mut p) => {
                 if let Some(e) = epoch {
                     p.epoch = e;
@@ -215,7 +229,7 @@ pub fn plan_set(req: &Request) -> Result<Planned, FrontError> {
         return Err(FrontError::Invalid(invalid));
     }
 
-    let set = profile_set(&req.profiles_dir, &names, &masters, &mut report);
+    let set = profile_set(files, &req.profiles_dir, &names, &masters, &mut report);
     let checked = check::run(&set, masters.iter().map(|m| (&m.profile, &m.plan)));
     report.checked = checked.checked;
     report.findings.extend(checked.findings);
@@ -250,6 +264,7 @@ pub fn plan_set(req: &Request) -> Result<Planned, FrontError> {
 /// the set that were not selected are loaded for that; one that does not load is still
 /// counted from its files, and is a warning, never silently left out.
 fn profile_set(
+    files: Files<'_>,
     dir: &Path,
     selected: &[String],
     masters: &[Master],
@@ -260,15 +275,19 @@ fn profile_set(
         .iter()
         .filter(|m| runs_apiserver(&m.profile))
         .count();
-    for name in profile::list(dir).unwrap_or_default() {
+    for name in profile::list_in(files, dir).unwrap_or_default() {
         if selected.contains(&name) {
             continue;
         }
-        match profile::load(dir, &name) {
+        match profile::load_in(files, dir, &name) {
             Ok(p) => apiservers += usize::from(runs_apiserver(&p)),
             Err(e) => {
-                apiservers +=
-                    usize::from(profile::declares_component(dir, &name, "kube-apiserver"));
+                apiservers += usize::from(profile::declares_component_in(
+                    files,
+                    dir,
+                    &name,
+                    "kube-apiserver",
+                ));
                 report.findings.push(
                     Finding::new(
                         Severity::Warning,

@@ -157,11 +157,14 @@ mod tests {
         let c = |v: &str, m: u32| check_api_version("Policy", v, Minor(m));
         assert_eq!(c("audit.k8s.io/v1", 14), None);
         assert_eq!(c("audit.k8s.io/v1", 33), None);
-        let (s, msg, fix, _) = c("audit.k8s.io/v1beta1", 14).unwrap();
+        // v1.14 to v1.20 read v1beta1 without a word; v1.21 warns (kubernetes#98858).
+        assert_eq!(c("audit.k8s.io/v1beta1", 14), None);
+        assert_eq!(c("audit.k8s.io/v1beta1", 20), None);
+        let (s, msg, fix, _) = c("audit.k8s.io/v1beta1", 21).unwrap();
         assert_eq!(s, Severity::Warning);
         assert_eq!(
             msg,
-            "apiVersion audit.k8s.io/v1beta1 is deprecated since v1.12, removed in v1.24"
+            "apiVersion audit.k8s.io/v1beta1 is deprecated since v1.21, removed in v1.24"
         );
         assert_eq!(fix, "use apiVersion: audit.k8s.io/v1");
         let (s, msg, _, _) = c("audit.k8s.io/v1beta1", 24).unwrap();

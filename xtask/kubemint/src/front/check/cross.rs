@@ -4,7 +4,7 @@
 //! Per master: a path a flag (or a kubeconfig, or the scheduler configuration) reads that
 //! neither the image nor its declared secrets provide (the guide's `proxy-clinet.pem`); a
 //! secret read by a component whose start does not check it; an empty
-//! `--requestheader-allowed-names` next to a proxy client certificate; one CA for client and
+//! `--requestheader-allowed-names` where a front proxy is trusted; one CA for client and
 //! front-proxy authentication; an unauthenticated port beyond loopback; addresses and networks
 //! that disagree with what the profile declares; `--apiserver-count` against the set.
 //! Across the set: apiservers more than one minor apart, and a controller manager or scheduler
@@ -248,30 +248,45 @@ fn url_host(url: &str) -> Option<String> {
     (!host.is_empty()).then(|| host.to_owned())
 }
 
-/// The guide's `--requestheader-allowed-names=""` next to a proxy client certificate.
+/// `--requestheader-allowed-names` left empty where requests are taken from a front proxy:
+/// the guide's `""` next to the apiserver's proxy client certificate, and any component with a
+/// `--requestheader-client-ca-file` but no allowed names (every certificate that CA signed may
+/// then claim any user in X-Remote-User).
 fn front_proxy(m: &Target<'_>, out: &mut Vec<Finding>) {
-    const C: &str = "kube-apiserver";
-    let Some(cert) = m.flag(C, "proxy-client-cert-file") else {
-        return;
+    let empty = |names: Option<&str>| {
+        names
+            .unwrap_or("")
+            .trim_matches(|c: char| c == '"' || c == '\'' || c == ',' || c.is_whitespace())
+            .is_empty()
     };
-    let names = m.flag(C, "requestheader-allowed-names").unwrap_or("");
-    if names
-        .trim_matches(|c: char| c == '"' || c == '\'' || c == ',' || c.is_whitespace())
-        .is_empty()
-    {
-        out.push(
-            m.finding(
-                Severity::Error,
-                C,
-                "requestheader-allowed-names",
-                format!(
-                    "empty while --proxy-client-cert-file is set ({cert}): any certificate the requestheader CA signed is trusted as the front proxy, and a literal '' rejects the proxy itself (\"cn=aggregator is not in the allowed list\"), so aggregated APIs such as metrics fail with Forbidden"
-                ),
-            )
-            .fix(format!(
+    for component in m.profile.components.keys() {
+        let c = component.as_str();
+        if !empty(m.flag(c, "requestheader-allowed-names")) {
+            continue;
+        }
+        let proxy = (c == "kube-apiserver")
+            .then(|| m.flag(c, "proxy-client-cert-file"))
+            .flatten();
+        let ca = m.flag(c, "requestheader-client-ca-file");
+        let message = match (proxy, ca) {
+            (Some(cert), _) => format!(
+                "empty while --proxy-client-cert-file is set ({cert}): any certificate the requestheader CA signed is trusted as the front proxy, and a literal '' rejects the proxy itself (\"cn=aggregator is not in the allowed list\"), so aggregated APIs such as metrics fail with Forbidden"
+            ),
+            (None, Some(ca)) => format!(
+                "empty while --requestheader-client-ca-file is set ({ca}): every client certificate that CA signed is trusted as a front proxy and may claim any user and group in the X-Remote-* headers"
+            ),
+            (None, None) => continue,
+        };
+        let fix = match proxy {
+            Some(cert) => format!(
                 "set --requestheader-allowed-names to the CN of {cert} (kubeadm: front-proxy-client; the guide: aggregator)"
-            ))
-            .source("facts: front proxy (aggregation) pitfalls"),
+            ),
+            None => "set --requestheader-allowed-names to the CN of the front proxy's client certificate (the apiserver's --requestheader-allowed-names; kubeadm: front-proxy-client)".to_owned(),
+        };
+        out.push(
+            m.finding(Severity::Error, c, "requestheader-allowed-names", message)
+                .fix(fix)
+                .source("facts: front proxy (aggregation) pitfalls (an empty --requestheader-allowed-names trusts any CN the requestheader CA signed); k8s.io/apiserver DelegatingAuthenticationOptions"),
         );
     }
 }
@@ -309,6 +324,10 @@ fn insecure_ports(m: &Target<'_>, out: &mut Vec<Finding>) {
     for ins in &table.insecure {
         let c = ins.component.as_str();
         if !m.profile.components.contains_key(c) {
+            continue;
+        }
+        // Next to --config the scheduler's listener is the file's (checked with the file).
+        if c == "kube-scheduler" && m.flag(c, "config").is_some() {
             continue;
         }
         let gone = table
@@ -505,7 +524,7 @@ fn apiserver_count(m: &Target<'_>, set: &Set, out: &mut Vec<Finding>) {
 /// point at the master's own apiserver, so the second rule fires only if a kubeconfig names
 /// another master of the set on another release.
 pub fn check_set(masters: &[Target<'_>], out: &mut Vec<Finding>) {
-    const SKEW: &str = "facts: version skew (HA apiservers within one minor; controller-manager and scheduler never newer than the apiserver, at most one minor older)";
+    const SKEW: &str = "version skew policy (kubernetes.io/releases/version-skew-policy); facts: version skew (HA apiservers within one minor; controller-manager and scheduler never newer than the apiserver, at most one minor older)";
     let apiservers: Vec<&Target<'_>> = masters
         .iter()
         .filter(|m| m.profile.components.contains_key("kube-apiserver"))

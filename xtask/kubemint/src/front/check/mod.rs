@@ -7,7 +7,8 @@
 //! configuration file a release reads). [`configs`] checks the rendered configuration files,
 //! [`audit`] validates the audit policy as the apiserver loads it; [`cross`] holds the checks
 //! across flags, files, secrets, networks and masters that catch the seed guide's class of
-//! mistakes. Everything works on plans, so a check reads no release tarball and needs neither
+//! mistakes; [`upgrade`] holds one minor at a time (skipped minors, a rolling upgrade across the
+//! set, leader-election locks that do not see each other). Everything works on plans, so a check reads no release tarball and needs neither
 //! the lock, the store nor the network.
 
 pub mod api_versions;
@@ -15,7 +16,8 @@ pub mod audit;
 pub mod configs;
 pub mod cross;
 pub mod flags;
-mod yaml;
+pub mod upgrade;
+pub(crate) mod yaml;
 
 use crate::front::plan::{Plan, Version};
 use crate::front::profile::Profile;
@@ -137,6 +139,86 @@ pub struct Finding {
     pub fix: Option<String>,
     /// Where the fact behind the finding comes from (a row of the embedded tables).
     pub source: Option<String>,
+    /// The fix as an edit of the profile's flags, when it needs no decision: what
+    /// `upgrade-plan` applies. Absent from the JSON when there is none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edit: Option<Edit>,
+}
+
+/// A mechanical edit of a component's flags: what a finding's fix does to a profile set.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum Edit {
+    /// Drop `--flag`.
+    RemoveFlag { component: String, flag: String },
+    /// Set `--flag` to `value` (add it when it is missing). `decide`: the value is a default a
+    /// person should confirm (the edit leaves a comment saying so).
+    SetFlag {
+        component: String,
+        flag: String,
+        value: String,
+        decide: bool,
+        /// `component:flag` whose value (as written, a template kept a template) `value` is.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        copy_of: Option<String>,
+    },
+    /// Rename `--from` to `--to`, keeping its value.
+    RenameFlag {
+        component: String,
+        from: String,
+        to: String,
+    },
+    /// Drop one entry of a comma-separated list (`Gate=true`, an admission plugin); the flag
+    /// goes when the list is left empty.
+    RemoveItem {
+        component: String,
+        flag: String,
+        item: String,
+    },
+}
+
+impl Edit {
+    /// The component the edit changes.
+    pub fn component(&self) -> &str {
+        match self {
+            Edit::RemoveFlag { component, .. }
+            | Edit::SetFlag { component, .. }
+            | Edit::RenameFlag { component, .. }
+            | Edit::RemoveItem { component, .. } => component,
+        }
+    }
+}
+
+impl fmt::Display for Edit {
+    /// `kube-apiserver: remove --kubelet-https`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Edit::RemoveFlag { component, flag } => write!(f, "{component}: remove --{flag}"),
+            Edit::SetFlag {
+                component,
+                flag,
+                value,
+                decide,
+                ..
+            } => {
+                write!(f, "{component}: set --{flag}={value}")?;
+                if *decide {
+                    f.write_str(" (a default: confirm it)")?;
+                }
+                Ok(())
+            }
+            Edit::RenameFlag {
+                component,
+                from,
+                to,
+            } => write!(f, "{component}: rename --{from} to --{to}"),
+            Edit::RemoveItem {
+                component,
+                flag,
+                item,
+            } => write!(f, "{component}: remove {item} from --{flag}"),
+        }
+    }
 }
 
 impl Finding {
@@ -149,6 +231,7 @@ impl Finding {
             message: message.into(),
             fix: None,
             source: None,
+            edit: None,
         }
     }
 
@@ -169,6 +252,11 @@ impl Finding {
 
     pub fn source(mut self, source: &str) -> Finding {
         self.source = Some(source.to_owned());
+        self
+    }
+
+    pub fn edit(mut self, edit: Edit) -> Finding {
+        self.edit = Some(edit);
         self
     }
 }
@@ -346,11 +434,12 @@ pub fn run<'a>(set: &Set, plans: impl IntoIterator<Item = (&'a Profile, &'a Plan
         }
         let findings = &mut report.findings;
         for (component, c) in &profile.components {
-            flags::check(
+            flags::check_in(
                 flags::table(),
                 &profile.name,
                 component,
                 &c.flags,
+                Some(&profile.components),
                 minor,
                 findings,
             );
@@ -362,9 +451,11 @@ pub fn run<'a>(set: &Set, plans: impl IntoIterator<Item = (&'a Profile, &'a Plan
         };
         configs::check(&target, findings);
         cross::check_master(&target, set, findings);
+        upgrade::check_master(&target, findings);
         targets.push(target);
     }
     cross::check_set(&targets, &mut report.findings);
+    upgrade::check_set(&targets, &mut report.findings);
     report
 }
 

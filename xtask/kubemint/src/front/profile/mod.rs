@@ -137,8 +137,41 @@ fn display<T: fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, 
     s.collect_str(v)
 }
 
+/// Where profile files are read from: the disk, where some files may stand in other texts
+/// (the edited sets `upgrade-plan` checks without writing them).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Files<'a> {
+    overlay: Option<&'a BTreeMap<PathBuf, String>>,
+}
+
+impl<'a> Files<'a> {
+    /// The files as they are on disk.
+    pub fn disk() -> Files<'static> {
+        Files { overlay: None }
+    }
+
+    /// The files on disk, except those `overlay` holds a text for (by path).
+    pub fn with(overlay: &'a BTreeMap<PathBuf, String>) -> Files<'a> {
+        Files {
+            overlay: Some(overlay),
+        }
+    }
+
+    fn read(&self, path: &Path) -> std::io::Result<String> {
+        match self.overlay.and_then(|o| o.get(path)) {
+            Some(text) => Ok(text.clone()),
+            None => std::fs::read_to_string(path),
+        }
+    }
+}
+
 /// Profile names: the file stems of `dir/*.toml` that no other profile inherits, sorted.
 pub fn list(dir: &Path) -> Result<Vec<String>, ProfileError> {
+    list_in(Files::disk(), dir)
+}
+
+/// [`list`], reading through `files`.
+pub fn list_in(files: Files<'_>, dir: &Path) -> Result<Vec<String>, ProfileError> {
     let err = |message: String| ProfileError {
         profile: "*".into(),
         problems: vec![problem(dir, "", message)],
@@ -149,7 +182,8 @@ pub fn list(dir: &Path) -> Result<Vec<String>, ProfileError> {
     for entry in entries {
         let path = entry.map_err(|e| err(e.to_string()))?.path();
         if path.extension().is_some_and(|e| e == "toml") && path.is_file() {
-            let text = std::fs::read_to_string(&path)
+            let text = files
+                .read(&path)
                 .map_err(|e| err(format!("{}: {e}", path.display())))?;
             if let Ok(table) = toml::from_str::<toml::Table>(&text)
                 && let Some(parent) = table.get("inherit").and_then(|v| v.as_str())
@@ -171,6 +205,11 @@ pub fn list(dir: &Path) -> Result<Vec<String>, ProfileError> {
 
 /// Loads `dir/<name>.toml` and the chain it inherits, and resolves it.
 pub fn load(dir: &Path, name: &str) -> Result<Profile, ProfileError> {
+    load_in(Files::disk(), dir, name)
+}
+
+/// [`load`], reading through `files`.
+pub fn load_in(files: Files<'_>, dir: &Path, name: &str) -> Result<Profile, ProfileError> {
     let fail = |problems| ProfileError {
         profile: name.to_owned(),
         problems,
@@ -184,7 +223,7 @@ pub fn load(dir: &Path, name: &str) -> Result<Profile, ProfileError> {
         )]));
     }
     let mut unknown = Vec::new();
-    let layers = load_chain(&leaf, &mut unknown).map_err(fail)?;
+    let layers = load_chain(files, &leaf, &mut unknown).map_err(fail)?;
     let mut merged = toml::Table::new();
     let mut origins = BTreeMap::new();
     for layer in layers.iter().rev() {
@@ -220,7 +259,12 @@ pub fn load(dir: &Path, name: &str) -> Result<Profile, ProfileError> {
 /// Whether a profile's files (its chain, merged) give flags to `component`, read without
 /// resolving the rest: how a profile set counts a master whose profile has problems.
 pub fn declares_component(dir: &Path, name: &str, component: &str) -> bool {
-    let Ok(layers) = load_chain(&dir.join(format!("{name}.toml")), &mut Vec::new()) else {
+    declares_component_in(Files::disk(), dir, name, component)
+}
+
+/// [`declares_component`], reading through `files`.
+pub fn declares_component_in(files: Files<'_>, dir: &Path, name: &str, component: &str) -> bool {
+    let Ok(layers) = load_chain(files, &dir.join(format!("{name}.toml")), &mut Vec::new()) else {
         return false;
     };
     layers.iter().any(|l| {
@@ -242,14 +286,19 @@ struct Layer {
 
 /// Reads a profile file and every file it inherits, leaf first. Each file is checked on its
 /// own against the raw schema, so an unknown key is reported with its file and line.
-fn load_chain(leaf: &Path, unknown: &mut Vec<Problem>) -> Result<Vec<Layer>, Vec<Problem>> {
+fn load_chain(
+    files: Files<'_>,
+    leaf: &Path,
+    unknown: &mut Vec<Problem>,
+) -> Result<Vec<Layer>, Vec<Problem>> {
     let mut chain: Vec<Layer> = Vec::new();
     let mut next = Some(leaf.to_owned());
     while let Some(file) = next.take() {
         if chain.iter().any(|l| l.path == file) {
             return Err(vec![problem(&file, "inherit", "inheritance cycle".into())]);
         }
-        let text = std::fs::read_to_string(&file)
+        let text = files
+            .read(&file)
             .map_err(|e| vec![problem(&file, "", format!("cannot read: {e}"))])?;
         let syntax = |e: toml::de::Error| {
             vec![problem(
