@@ -100,6 +100,9 @@ pub fn copy_dir(from: &Path, to: &Path) {
         let target = to.join(entry.path().strip_prefix(from).unwrap());
         if entry.file_type().is_dir() {
             std::fs::create_dir_all(&target).unwrap();
+        } else if entry.file_type().is_symlink() {
+            let to = std::fs::read_link(entry.path()).unwrap();
+            std::os::unix::fs::symlink(to, &target).unwrap();
         } else {
             std::fs::copy(entry.path(), &target).unwrap();
         }

@@ -2,8 +2,10 @@
 //! current directory, whether stderr is a terminal) and hands plain values to the kubemint
 //! library, printing what it returns. Every error is printed once, here.
 
+mod base;
 mod bench_options;
 mod devtest;
+mod vm;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -30,6 +32,11 @@ struct Cli {
     /// The kubemint checkout (default: found upwards from the current directory)
     #[arg(short = 'C', long, global = true, value_name = "DIR")]
     project: Option<PathBuf>,
+    /// Where fetched, pinned and made inputs are kept and looked for first (default:
+    /// $KUBEMINT_STORE; releases go to vendor/store, bases to ~/.cache/kubemint/store; all three
+    /// are searched)
+    #[arg(long, global = true, value_name = "DIR")]
+    store: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -50,6 +57,10 @@ enum Command {
     Pin(PinArgs),
     /// Remove a release from the lock, and its store file when no other entry uses it
     Unpin(UnpinArgs),
+    /// Make a base operating system (images/bases/NAME) with mmdebstrap, store and pin it
+    Base(base::BaseArgs),
+    /// Boot a master's bootable disk in QEMU, deliver its secrets, report its control plane's health
+    Vm(vm::VmArgs),
     /// Time a full-size build against a shell baseline (builds and runs the kubemint-bench binary)
     Bench(bench_options::BenchOptions),
     /// Run the test suite: installs what it needs when run as root, else names what is missing
@@ -293,6 +304,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Progress::hidden()
     };
     let progress = progress.cancelled_by(on_interrupt());
+    let stores = stores(&root, cli.store.as_deref().map(|s| cwd.join(s)));
     match cli.command {
         Command::BuildImage(args) => {
             let epoch = match args.epoch {
@@ -315,9 +327,23 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 root: root.clone(),
                 out_root: build::out_root(&root, &req.profiles_dir, args.sample, out.as_deref())?,
                 sample: args.sample,
+                store: stores.releases.clone(),
                 layer_compression: args.layer_compression.into(),
             };
             let built = build::build(&planned, &opts, &progress)?;
+            // Each note once, with the profiles it concerns.
+            let mut notes: Vec<(&str, Vec<&str>)> = Vec::new();
+            for b in &built {
+                for note in &b.notes {
+                    match notes.iter_mut().find(|(n, _)| n == note) {
+                        Some((_, profiles)) => profiles.push(&b.profile),
+                        None => notes.push((note, vec![&b.profile])),
+                    }
+                }
+            }
+            for (note, profiles) in notes {
+                eprintln!("note: {}: {note}", profiles.join(", "));
+            }
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&built)?);
             } else {
@@ -401,7 +427,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             }
         }
         Command::Fetch(args) => {
-            let fetched = fetch::fetch(&root, &args.releases, &progress)?;
+            let fetched = fetch::fetch(&root, &stores.releases, &args.releases, &progress)?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&fetched)?);
             } else {
@@ -425,6 +451,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             let pinned = pin::pin(
                 &pin::Options {
                     root: root.clone(),
+                    store: stores.releases.clone(),
                     release: args.release,
                     file: cwd.join(args.file),
                     urls: args.urls,
@@ -446,7 +473,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             }
         }
         Command::Unpin(args) => {
-            let unpinned = pin::unpin(&root, &args.release)?;
+            let unpinned = pin::unpin(&root, &stores.releases, &args.release)?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&unpinned)?);
             } else {
@@ -458,6 +485,49 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                     "{}: removed from vendor/releases.toml (sha512 {}); {store}",
                     unpinned.release, unpinned.sha512
                 );
+            }
+        }
+        Command::Base(args) => {
+            let made = base::run(&root, &stores.bases, &args)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&made)?);
+            } else {
+                println!(
+                    "{}: sha512 {} ({} bytes) -> {}; in vendor/releases.toml: {}",
+                    made.name,
+                    made.sha512,
+                    made.size,
+                    made.store.display(),
+                    made.pinned
+                );
+            }
+        }
+        Command::Vm(args) => {
+            let selected = Selected {
+                profiles: vec![args.profile.clone()],
+                all: false,
+                profiles_dir: args.profiles_dir.clone(),
+                release: None,
+            };
+            let req = selected.request(&root, &cwd, args.sample, None);
+            let planned = front::plan_set(&req)?;
+            let out = args.out.as_ref().map(|o| cwd.join(o));
+            let out_root = build::out_root(&root, &req.profiles_dir, args.sample, out.as_deref())?;
+            let disk = out_root
+                .join(&args.profile)
+                .join("boot")
+                .join(format!("kubemint-{}.raw", args.profile));
+            let (report, kept) = vm::run(&root, &planned, &disk, &args)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", vm::render(&args.profile, &report));
+            }
+            if let Some(dir) = kept {
+                eprintln!("kept the VM's directory: {}", dir.display());
+            }
+            if !report.healthy {
+                return Ok(std::process::ExitCode::FAILURE);
             }
         }
         Command::Bench(opts) => return bench(&root, &opts),
@@ -499,6 +569,32 @@ fn exit_code(status: std::process::ExitStatus) -> std::process::ExitCode {
         Some(c) => std::process::ExitCode::from(u8::try_from(c).unwrap_or(1)),
         None => std::process::ExitCode::FAILURE,
     }
+}
+
+/// The stores: releases are written to the checkout's vendor/store, bases to the user's cache
+/// (shared by every checkout and CI run of the machine), both to --store or $KUBEMINT_STORE
+/// when given; every one of them is searched.
+struct Stores {
+    releases: kubemint::inputs::store::Store,
+    bases: kubemint::inputs::store::Store,
+}
+
+fn stores(root: &Path, given: Option<PathBuf>) -> Stores {
+    use kubemint::inputs::store::Store;
+    let given = given.or_else(|| std::env::var_os("KUBEMINT_STORE").map(PathBuf::from));
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from("/var/cache"))
+        .join("kubemint")
+        .join("store");
+    let project = root.join("vendor").join("store");
+    let releases = Store::new(
+        given.clone().unwrap_or_else(|| project.clone()),
+        [project, cache.clone()],
+    );
+    let bases = releases.writing_to(given.unwrap_or(cache));
+    Stores { releases, bases }
 }
 
 /// SOURCE_DATE_EPOCH, the reproducible-builds convention, if set.

@@ -13,6 +13,7 @@ use crate::inputs::extract::{self, ExtractError};
 use crate::inputs::lock::Release;
 use crate::inputs::{self, InputError, Located};
 use crate::manifest::{Input, Manifest, Output};
+use crate::pack::boot::{self, BaseParts};
 use crate::pack::oci::{self, LayerCache, LayerCompression};
 use crate::pack::{disk, installer, payload, squashfs};
 use crate::tree::{self, Tree, TreeError};
@@ -34,6 +35,8 @@ pub struct Options {
     pub out_root: PathBuf,
     /// Build from the generated stand-in release instead of the pinned tarball.
     pub sample: bool,
+    /// Where pinned inputs (releases, bases) are found.
+    pub store: crate::inputs::store::Store,
     /// How OCI layers are stored.
     pub layer_compression: LayerCompression,
 }
@@ -49,6 +52,8 @@ pub struct Built {
     pub outputs: Vec<Output>,
     /// manifest.json itself (not listed in its own outputs).
     pub manifest: Output,
+    /// What the user should know of this build (e.g. why it has no bootable disk).
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +67,8 @@ pub enum BuildError {
     Interrupted,
     #[error(transparent)]
     Output(#[from] outputs::OutputError),
+    #[error(transparent)]
+    Boot(#[from] crate::pack::boot::BootError),
     #[error(transparent)]
     Input(#[from] InputError),
     #[error(transparent)]
@@ -139,6 +146,7 @@ pub fn build(
     } else {
         inputs::Source::Store {
             vendor: opts.root.join("vendor"),
+            store: opts.store.clone(),
         }
     };
     let located = source.locate(planned.releases())?;
@@ -159,6 +167,52 @@ pub fn build(
         let members = extract::extract(tarball, &release.sha512, &wanted, &spool, progress)?;
         let size = std::fs::metadata(tarball).map_err(io_err(tarball))?.len();
         spooled.insert(name.clone(), (release, members, size));
+    }
+
+    // The base of the bootable disks, once per base, when the set names one and the store has
+    // it; without it every other output is built, and the note says how to get it.
+    let mut bases: BTreeMap<String, Result<BaseParts, String>> = BTreeMap::new();
+    for name in planned.masters.iter().filter_map(|m| m.plan.base.clone()) {
+        if bases.contains_key(&name) {
+            continue;
+        }
+        let vendor = opts.root.join("vendor");
+        let pinned = crate::inputs::lock::Lock::load(&vendor)
+            .ok()
+            .and_then(|l| l.base(&name).cloned());
+        let found = pinned
+            .as_ref()
+            .and_then(|b| opts.store.find(&b.sha512).map(|p| (b.sha512.clone(), p)));
+        let parts = match found {
+            Some((sha512, tarball)) => {
+                progress.step(&format!("reading base {name} ({})", tarball.display()));
+                // Kept beside the base's tarball, in the store that holds it.
+                let cache = boot::usr_cache_name(&sha512);
+                let beside = tarball
+                    .parent()
+                    .and_then(Path::parent)
+                    .map(|root| root.join("derived").join(&cache))
+                    .unwrap_or_else(|| opts.store.derived_path_for(&cache));
+                Ok(boot::prepare_base(
+                    &name,
+                    &tarball,
+                    &sha512,
+                    &session.join(format!("base-{name}")),
+                    (opts.store.derived(&cache), beside),
+                    progress,
+                )?)
+            }
+            None => Err(match pinned {
+                None => format!(
+                    "no bootable disk: base {name} is not pinned; make it with `cargo xtask base {name}` (or pin one made elsewhere: `cargo xtask pin {name} --file PATH`)"
+                ),
+                Some(b) => format!(
+                    "no bootable disk: base {name} (sha512 {}) is not in the store; make it with `cargo xtask base {name}` (or pin one: `cargo xtask pin {name} --file PATH`)",
+                    b.sha512
+                ),
+            }),
+        };
+        bases.insert(name, parts);
     }
 
     let layers = session.join("layers");
@@ -201,6 +255,15 @@ pub fn build(
         progress.step(&format!("packing {}", plan.profile));
         let stage = session.join(format!("stage-{}", plan.profile));
         std::fs::create_dir(&stage).map_err(io_err(&stage))?;
+        let base = plan.base.as_ref().and_then(|b| bases.get(b));
+        if let Some(Ok(parts)) = base {
+            inputs.push(Input {
+                kind: "base".into(),
+                path: format!("{}.tar", parts.name),
+                sha256: None,
+                sha512: Some(parts.sha512.clone()),
+            });
+        }
         let (mut b, manifest_sha256) = write_outputs(
             plan,
             release,
@@ -209,8 +272,12 @@ pub fn build(
             inputs,
             &stage,
             &mut packing,
+            base.and_then(|b| b.as_ref().ok()),
             progress,
         )?;
+        if let Some(Err(note)) = base {
+            b.notes.push(note.clone());
+        }
         progress.check().map_err(io_err(&stage))?;
         staged.push(Staged {
             profile: plan.profile.clone(),
@@ -242,13 +309,14 @@ fn write_outputs(
     inputs: Vec<Input>,
     dir: &Path,
     packing: &mut Packing<'_>,
+    base: Option<&BaseParts>,
     progress: &Progress,
 ) -> Result<(Built, String), BuildError> {
     // The three packers read the same tree and write different files: run them side by side.
     let (installer, oci, disk) = std::thread::scope(|s| {
         let installer = s.spawn(|| write_payload_and_installer(plan, tree, dir, progress));
         let oci = s.spawn(|| write_oci(plan, release, tree, dir, packing, progress));
-        let disk = write_disk_images(plan, tree, dir, progress);
+        let disk = write_disk_images(plan, tree, dir, base, progress);
         let installer = installer
             .join()
             .unwrap_or_else(|p| std::panic::resume_unwind(p));
@@ -258,7 +326,7 @@ fn write_outputs(
     let mut outputs = installer?;
     let (oci_outputs, image) = oci?;
     outputs.extend(oci_outputs);
-    let (disk_outputs, ddi) = disk?;
+    let (disk_outputs, ddi, boot) = disk?;
     outputs.extend(disk_outputs);
     let layout = dir.join("oci");
 
@@ -268,7 +336,8 @@ fn write_outputs(
         sha512: release.sha512.clone(),
         size: release_size,
     };
-    let manifest = Manifest::new(plan, read, inputs, tree, outputs.clone(), image, ddi);
+    let mut manifest = Manifest::new(plan, read, inputs, tree, outputs.clone(), image, ddi);
+    manifest.boot = boot;
     let bytes = manifest.to_bytes();
     let manifest_row = write_small(dir, "manifest", "manifest.json", &bytes)?;
 
@@ -301,6 +370,7 @@ fn write_outputs(
             files: tree.len(),
             outputs,
             manifest: manifest_row,
+            notes: Vec::new(),
         },
         manifest_sha256,
     ))
@@ -401,12 +471,14 @@ fn write_oci(
 /// extension again, byte for byte, as a GPT disk image, each named `kubemint-<profile>.raw` as its extension-release
 /// file requires, in `extensions/`, `confexts/` and `disk/` (the directories systemd reads them
 /// from are /var/lib/extensions and /var/lib/confexts).
+#[allow(clippy::type_complexity)]
 fn write_disk_images(
     plan: &Plan,
     tree: &Tree,
     dir: &Path,
+    base: Option<&BaseParts>,
     progress: &Progress,
-) -> Result<(Vec<Output>, disk::Ddi), BuildError> {
+) -> Result<(Vec<Output>, disk::Ddi, Option<disk::Ddi>), BuildError> {
     progress.step(&format!("writing the disk images of {}", plan.profile));
     let name = format!("kubemint-{}.raw", plan.profile);
     let within = |p: &str, root: &str| p == root || p.starts_with(&format!("{root}/"));
@@ -451,7 +523,31 @@ fn write_disk_images(
         size,
         sha256,
     });
-    Ok((outputs, ddi))
+    // The bootable disk: the base, and these very sysext and confext files.
+    let mut boot_ddi = None;
+    if let Some(base) = base {
+        progress.step(&format!("writing the bootable disk of {}", plan.profile));
+        let content = |o: &Output| crate::pack::disk::Content {
+            path: dir.join(&o.path),
+            size: o.size,
+            sha256: o.sha256.clone(),
+        };
+        let (sysext, confext) = (content(&outputs[0]), content(&outputs[1]));
+        let folder = dir.join("boot");
+        std::fs::create_dir(&folder).map_err(io_err(&folder))?;
+        let path = folder.join(&name);
+        let shown = format!("boot/{name}");
+        let (ddi, sha256, size) =
+            boot::write_bootable(base, &plan.profile, &sysext, &confext, &path, &shown)?;
+        outputs.push(Output {
+            kind: "bootable".into(),
+            path: shown,
+            size,
+            sha256,
+        });
+        boot_ddi = Some(ddi);
+    }
+    Ok((outputs, ddi, boot_ddi))
 }
 
 fn create(path: &Path) -> Result<File, BuildError> {

@@ -1,7 +1,7 @@
 //! `fetch`: downloads a release from its lock URLs, verifying sha512 while streaming into a temp
 //! file that is renamed into the store only when the digest matches. The only network access.
 
-use crate::inputs::lock::{self, Lock, LockError, Release};
+use crate::inputs::lock::{Lock, LockError, Release};
 use crate::util::hash::Sha512Reader;
 use crate::util::progress::Progress;
 use std::io::{self, BufWriter, Write};
@@ -41,6 +41,7 @@ pub enum FetchError {
 /// Fetches each release in `names` (every release in the lock when empty).
 pub fn fetch(
     root: &Path,
+    store: &crate::inputs::store::Store,
     names: &[String],
     progress: &Progress,
 ) -> Result<Vec<Fetched>, FetchError> {
@@ -58,7 +59,7 @@ pub fn fetch(
     let mut fetched = Vec::new();
     let mut failed = Vec::new();
     for r in &releases {
-        match fetch_one(&vendor, r, progress) {
+        match fetch_one_in(store, r, progress) {
             Ok(f) => fetched.push(f),
             Err(e) => failed.push(e),
         }
@@ -72,13 +73,28 @@ pub fn fetch(
     }
 }
 
-/// Makes sure `release` is in the store, downloading it if needed.
+/// Makes sure `release` is in the checkout's store (`vendor/store`), downloading it if needed.
 pub fn fetch_one(
     vendor: &Path,
     release: &Release,
     progress: &Progress,
 ) -> Result<Fetched, FetchError> {
-    let store = lock::store_path(vendor, &release.sha512);
+    fetch_one_in(
+        &crate::inputs::store::Store::project(vendor),
+        release,
+        progress,
+    )
+}
+
+/// Makes sure `release` is in `store`, downloading it into its `write` root if needed.
+pub fn fetch_one_in(
+    stores: &crate::inputs::store::Store,
+    release: &Release,
+    progress: &Progress,
+) -> Result<Fetched, FetchError> {
+    let store = stores
+        .find(&release.sha512)
+        .unwrap_or_else(|| stores.path_for(&release.sha512));
     if store.is_file() {
         // Re-check what is there: a store file is trusted only while its digest holds.
         let (actual, size) =
@@ -105,7 +121,8 @@ pub fn fetch_one(
             release: release.name.clone(),
         });
     }
-    let dir = lock::store_dir(vendor);
+    let store = stores.path_for(&release.sha512);
+    let dir = stores.write.join("sha512");
     std::fs::create_dir_all(&dir).map_err(|source| FetchError::Io {
         path: dir.clone(),
         source,

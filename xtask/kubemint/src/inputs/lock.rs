@@ -1,5 +1,6 @@
 //! The lock of upstream inputs (`vendor/releases.toml`): each release's file name, URLs, size
-//! when known and sha512; and where a verified copy lives in the content-addressed store.
+//! when known and sha512; each base operating system's root file system tarball and sha512;
+//! and where a verified copy lives in the content-addressed store.
 
 use crate::front::profile::check_release_name;
 use crate::util::hash;
@@ -28,11 +29,29 @@ pub struct Release {
     pub source: Option<String>,
 }
 
+/// A base operating system: the root file system tarball a bootable master's disk is made
+/// from, pinned by sha512 like a release (`cargo xtask base NAME` makes and pins one).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Base {
+    /// As profile sets name it (`base = "debian-trixie"`): a definition in `images/bases/`.
+    pub name: String,
+    pub file: String,
+    pub sha512: String,
+    pub size: Option<u64>,
+    /// sha256 of the base definition it was made from (`images/bases/<name>/`), when made here.
+    pub recipe: Option<String>,
+    /// How it was made or where it came from.
+    pub source: Option<String>,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Lock {
     #[serde(default, rename = "release")]
     pub releases: Vec<Release>,
+    #[serde(default, rename = "base")]
+    pub bases: Vec<Base>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +116,18 @@ impl Lock {
                 problems.push(format!("{key}: release {:?} is listed twice", r.name));
             }
         }
+        for (i, b) in lock.bases.iter().enumerate() {
+            let key = format!("base[{i}] ({})", b.name);
+            if crate::front::profile::values::check_hostname(&b.name).is_err() {
+                problems.push(format!("{key}.name: not a base name like debian-trixie"));
+            }
+            if !hash::is_hex(&b.sha512, 128) {
+                problems.push(format!("{key}.sha512: not 128 lowercase hex digits"));
+            }
+            if lock.bases[..i].iter().any(|o| o.name == b.name) {
+                problems.push(format!("{key}: base {:?} is listed twice", b.name));
+            }
+        }
         if problems.is_empty() {
             Ok(lock)
         } else {
@@ -118,6 +149,19 @@ impl Lock {
                     .collect::<Vec<_>>()
                     .join(", "),
             })
+    }
+
+    /// The base named `name`, if pinned.
+    pub fn base(&self, name: &str) -> Option<&Base> {
+        self.bases.iter().find(|b| b.name == name)
+    }
+
+    /// Adds `base`, or replaces the entry of the same name.
+    pub fn upsert_base(&mut self, base: Base) {
+        match self.bases.iter_mut().find(|b| b.name == base.name) {
+            Some(slot) => *slot = base,
+            None => self.bases.push(base),
+        }
     }
 
     /// Adds `release`, or replaces the entry of the same name.
@@ -155,6 +199,24 @@ impl Lock {
                 out.push_str("]\n");
             }
             if let Some(source) = &r.source {
+                let _ = writeln!(out, "source = {}", q(source));
+            }
+        }
+        for b in &self.bases {
+            let _ = write!(
+                out,
+                "\n[[base]]\nname = {}\nfile = {}\nsha512 = {}\n",
+                q(&b.name),
+                q(&b.file),
+                q(&b.sha512)
+            );
+            if let Some(size) = b.size {
+                let _ = writeln!(out, "size = {size}");
+            }
+            if let Some(recipe) = &b.recipe {
+                let _ = writeln!(out, "recipe = {}", q(recipe));
+            }
+            if let Some(source) = &b.source {
                 let _ = writeln!(out, "source = {}", q(source));
             }
         }
@@ -223,6 +285,14 @@ mod tests {
         let mut changed = release("v1.14.2");
         changed.size = None;
         lock.upsert(changed);
+        lock.upsert_base(Base {
+            name: "debian-trixie".into(),
+            file: "debian-trixie.tar".into(),
+            sha512: "cd".repeat(64),
+            size: Some(7),
+            recipe: Some("ef".repeat(32)),
+            source: Some("made by cargo xtask base".into()),
+        });
         lock.save(dir.path()).unwrap();
         let back = Lock::load(dir.path()).unwrap();
         assert_eq!(back, lock);
@@ -239,6 +309,7 @@ mod tests {
         bad.urls = vec!["ftp://x".into()];
         let lock = Lock {
             releases: vec![bad, release("v1.14.2")],
+            bases: Vec::new(),
         };
         std::fs::write(dir.path().join(LOCK_FILE), lock.to_toml()).unwrap();
         let err = Lock::load(dir.path()).unwrap_err().to_string();

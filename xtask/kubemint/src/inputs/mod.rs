@@ -4,16 +4,19 @@
 //! `--sample`. Only [`fetch`] touches the network; [`extract`] verifies a tarball's sha512 in
 //! the same pass that streams the wanted members out of it.
 
+pub mod base;
 pub mod extract;
 pub mod fetch;
 pub mod lock;
 pub mod pin;
 pub mod sample;
+pub mod store;
 
 use lock::{Lock, LockError, Release};
 use sample::Scale;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
+use store::Store;
 
 /// A release input found: its lock entry (or the sample's) and the tarball to read.
 #[derive(Clone, Debug)]
@@ -45,11 +48,11 @@ pub enum InputError {
     },
 }
 
-/// Where to find inputs: the lock and store (`vendor/`), or a generated sample release
-/// written into a scratch directory.
+/// Where to find inputs: the lock (`vendor/releases.toml`) and the store, or a generated sample
+/// release written into a scratch directory.
 #[derive(Clone, Debug)]
 pub enum Source {
-    Store { vendor: PathBuf },
+    Store { vendor: PathBuf, store: Store },
     Sample { scratch: PathBuf },
 }
 
@@ -67,33 +70,36 @@ impl Source {
                 .into_iter()
                 .map(|n| sample_release(scratch, n))
                 .collect(),
-            Source::Store { vendor } => {
+            Source::Store { vendor, store } => {
                 let lock = Lock::load(vendor)?;
                 names
                     .into_iter()
-                    .map(|n| locate(vendor, lock.get(n, vendor)?))
+                    .map(|n| locate_in(store, lock.get(n, vendor)?))
                     .collect()
             }
         }
     }
 }
 
-/// The store path of `release`'s tarball, which must exist. Its digest is checked while it is
-/// read (see [`extract`]).
+/// The store path of `release`'s tarball in the checkout's store, which must exist.
 pub fn locate(vendor: &Path, release: &Release) -> Result<Located, InputError> {
-    let path = lock::store_path(vendor, &release.sha512);
-    if path.is_file() {
-        Ok(Located {
+    locate_in(&Store::project(vendor), release)
+}
+
+/// Where `release`'s tarball is in `store`, which must have it. Its digest is checked while it
+/// is read (see [`extract`]).
+pub fn locate_in(store: &Store, release: &Release) -> Result<Located, InputError> {
+    match store.find(&release.sha512) {
+        Some(path) => Ok(Located {
             release: release.clone(),
             tarball: path,
-        })
-    } else {
-        Err(InputError::Missing {
+        }),
+        None => Err(InputError::Missing {
             release: release.name.clone(),
             file: release.file.clone(),
             sha512: release.sha512.clone(),
-            store: path,
-        })
+            store: store.path_for(&release.sha512),
+        }),
     }
 }
 

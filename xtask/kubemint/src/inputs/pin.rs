@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 #[derive(Clone, Debug)]
 pub struct Options {
     pub root: PathBuf,
+    /// Where the tarball is copied to (its `write` root).
+    pub store: crate::inputs::store::Store,
     pub release: String,
     pub file: PathBuf,
     /// URLs to record for `fetch`; kept from the existing entry when empty.
@@ -75,7 +77,7 @@ pub fn pin(opts: &Options, progress: &Progress) -> Result<Pinned, PinError> {
         other => other?,
     };
     let wanted = members_images_take(&opts.root.join("images"));
-    let (sha512, size, temp, refused) = import(&vendor, &opts.file, &wanted, progress)?;
+    let (sha512, size, temp, refused) = import(&opts.store, &opts.file, &wanted, progress)?;
     let existing = lock
         .releases
         .iter()
@@ -126,7 +128,7 @@ pub fn pin(opts: &Options, progress: &Progress) -> Result<Pinned, PinError> {
             )),
         },
     };
-    let store = lock::store_path(&vendor, &sha512);
+    let store = opts.store.path_for(&sha512);
     temp.persist(&store).map_err(|e| PinError::Io {
         path: store.clone(),
         source: e.error,
@@ -146,7 +148,7 @@ pub fn pin(opts: &Options, progress: &Progress) -> Result<Pinned, PinError> {
 /// (one pass: sha512, gunzip, untar, hostile-member checks); returns its digest, size, the temp
 /// file (which the caller renames into place, or drops) and what a build would refuse it for.
 pub fn import(
-    vendor: &Path,
+    store: &crate::inputs::store::Store,
     file: &Path,
     wanted: &std::collections::BTreeSet<String>,
     progress: &Progress,
@@ -155,7 +157,7 @@ pub fn import(
         let path = path.to_owned();
         move |source| PinError::Io { path, source }
     };
-    let store_dir = lock::store_dir(vendor);
+    let store_dir = store.write.join("sha512");
     std::fs::create_dir_all(&store_dir).map_err(io_err(&store_dir))?;
     let input = File::open(file).map_err(io_err(file))?;
     let total = input.metadata().ok().map(|m| m.len());
@@ -217,7 +219,11 @@ pub struct Unpinned {
 }
 
 /// Removes `release` from the lock, and its store file when no other entry has its digest.
-pub fn unpin(root: &Path, release: &str) -> Result<Unpinned, PinError> {
+pub fn unpin(
+    root: &Path,
+    store: &crate::inputs::store::Store,
+    release: &str,
+) -> Result<Unpinned, PinError> {
     let vendor = root.join("vendor");
     let mut lock = Lock::load(&vendor)?;
     let Some(at) = lock.releases.iter().position(|r| r.name == release) else {
@@ -235,8 +241,12 @@ pub fn unpin(root: &Path, release: &str) -> Result<Unpinned, PinError> {
     let entry = lock.releases.remove(at);
     lock.save(&vendor)?;
     let shared = lock.releases.iter().any(|r| r.sha512 == entry.sha512);
-    let store = lock::store_path(&vendor, &entry.sha512);
-    let removed = if !shared && store.exists() {
+    let found = if shared {
+        None
+    } else {
+        store.find(&entry.sha512)
+    };
+    let removed = if let Some(store) = found {
         std::fs::remove_file(&store).map_err(|source| PinError::Io {
             path: store.clone(),
             source,

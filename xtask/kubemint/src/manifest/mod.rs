@@ -32,6 +32,10 @@ pub struct Manifest {
     pub secrets: Vec<crate::front::plan::Secret>,
     /// The GPT disk image's GUIDs and partitions (`disk/kubemint-<profile>.raw`).
     pub disk: crate::pack::disk::Ddi,
+    /// The bootable disk's GUIDs and partitions (`boot/kubemint-<profile>.raw`), when the
+    /// profile set names a base and it was in the store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub boot: Option<crate::pack::disk::Ddi>,
 }
 
 /// The release tarball a build read.
@@ -145,6 +149,7 @@ impl Manifest {
             oci,
             secrets: plan.secrets.clone(),
             disk,
+            boot: None,
         }
     }
 

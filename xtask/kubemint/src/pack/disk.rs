@@ -7,12 +7,13 @@
 //! `usr/` (and `opt/`) below its root; systemd-dissect and systemd-sysext take either type for
 //! an extension.
 
+use crate::util::hash;
 use crate::util::hash::HashingWriter;
 use serde::Serialize;
 use sha2::Sha256;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The Discoverable Partitions Specification's type of a `/usr` partition on x86-64.
 pub const USR_X86_64: &str = "8484680c-9521-48c6-9c11-b0720656f69e";
@@ -68,25 +69,166 @@ pub fn write_ddi<W: Write>(
         .map_err(io::Error::other)?
         .try_into()
         .expect("16 bytes");
-    let type_uuid = parse_uuid(ROOT_X86_64);
-    let part_uuid = derive_uuid(&seed, &type_uuid);
-    let disk_uuid = derive_uuid(&seed, b"disk-uuid");
+    let parts = [Part {
+        type_uuid: ROOT_X86_64,
+        label: "root-x86-64".to_owned(),
+        sectors: fs_size.div_ceil(SECTOR).div_ceil(ALIGN) * ALIGN,
+        read_only: true,
+        content: Some(Content {
+            path: fs.to_owned(),
+            size: fs_size,
+            sha256: fs_sha256.to_owned(),
+        }),
+    }];
+    let mut w = HashingWriter::<_, Sha256>::new(out);
+    let ddi = write_gpt(&mut Sink(&mut w), &seed, &parts, shown)?;
+    let (out, _, _) = w.finish();
+    Ok((out, ddi))
+}
 
-    let part_sectors = fs_size.div_ceil(SECTOR).div_ceil(ALIGN) * ALIGN;
-    let first = ALIGN;
-    let last = first + part_sectors - 1;
-    let total = (last + 1 + 33).div_ceil(ALIGN) * ALIGN + ALIGN;
-    let label = "root-x86-64";
+/// A partition to write: its type, label, size in sectors (a multiple of 1 MiB), and the file
+/// system image it holds from its start, if any (the rest is zeros).
+#[derive(Clone, Debug)]
+pub struct Part {
+    pub type_uuid: &'static str,
+    pub label: String,
+    pub sectors: u64,
+    pub read_only: bool,
+    pub content: Option<Content>,
+}
 
-    let mut entries = vec![0u8; 128 * 128];
-    entries[0..16].copy_from_slice(&guid_bytes(&type_uuid));
-    entries[16..32].copy_from_slice(&guid_bytes(&part_uuid));
-    entries[32..40].copy_from_slice(&first.to_le_bytes());
-    entries[40..48].copy_from_slice(&last.to_le_bytes());
-    entries[48..56].copy_from_slice(&READ_ONLY.to_le_bytes());
-    for (i, unit) in label.encode_utf16().enumerate() {
-        entries[56 + 2 * i..58 + 2 * i].copy_from_slice(&unit.to_le_bytes());
+/// A file system image, and what is known of it.
+#[derive(Clone, Debug)]
+pub struct Content {
+    pub path: PathBuf,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// Where a disk image is written: anything that takes bytes, and may skip runs of zeros
+/// (a file: sparse) if it says so.
+pub trait DiskOut {
+    fn bytes(&mut self, b: &[u8]) -> io::Result<()>;
+    fn zeros(&mut self, n: u64) -> io::Result<()>;
+    fn copy(&mut self, from: &mut dyn Read) -> io::Result<u64>;
+}
+
+/// Writes everything, zeros included.
+pub struct Sink<'a, W>(pub &'a mut W);
+
+impl<W: Write> DiskOut for Sink<'_, W> {
+    fn bytes(&mut self, b: &[u8]) -> io::Result<()> {
+        self.0.write_all(b)
     }
+    fn zeros(&mut self, n: u64) -> io::Result<()> {
+        zeros(self.0, n)
+    }
+    fn copy(&mut self, from: &mut dyn Read) -> io::Result<u64> {
+        io::copy(from, self.0)
+    }
+}
+
+/// Writes to a file, seeking over runs of zeros (a sparse file), hashing every byte.
+pub struct SparseFile {
+    pub file: File,
+    pub hash: Sha256,
+    pub size: u64,
+}
+
+impl DiskOut for SparseFile {
+    fn bytes(&mut self, b: &[u8]) -> io::Result<()> {
+        self.file.write_all(b)?;
+        sha2::Digest::update(&mut self.hash, b);
+        self.size += b.len() as u64;
+        Ok(())
+    }
+    fn zeros(&mut self, n: u64) -> io::Result<()> {
+        use std::io::Seek;
+        self.file.seek(io::SeekFrom::Current(
+            i64::try_from(n).map_err(io::Error::other)?,
+        ))?;
+        let block = [0u8; 1 << 16];
+        let mut left = n;
+        while left > 0 {
+            let k = left.min(block.len() as u64) as usize;
+            sha2::Digest::update(&mut self.hash, &block[..k]);
+            left -= k as u64;
+        }
+        self.size += n;
+        Ok(())
+    }
+    fn copy(&mut self, from: &mut dyn Read) -> io::Result<u64> {
+        let mut buf = vec![0u8; 1 << 20];
+        let mut total = 0;
+        loop {
+            let n = from.read(&mut buf)?;
+            if n == 0 {
+                return Ok(total);
+            }
+            self.bytes(&buf[..n])?;
+            total += n as u64;
+        }
+    }
+}
+
+/// Writes a GPT disk image of `parts`, laid out from 1 MiB on, each on a 1 MiB boundary, the
+/// disk ending 1 MiB after the last. GUIDs derive from `seed` as systemd-repart derives them:
+/// a partition's from its type UUID (with a little-endian counter appended for the second and
+/// later of a type), the disk's from "disk-uuid". `shown` names the image in `reproduce`.
+pub fn write_gpt(
+    out: &mut dyn DiskOut,
+    seed: &[u8; 16],
+    parts: &[Part],
+    shown: &str,
+) -> io::Result<Ddi> {
+    let disk_uuid = derive_uuid(seed, b"disk-uuid");
+    let mut entries = vec![0u8; 128 * 128];
+    let mut rows = Vec::new();
+    let mut next = ALIGN;
+    for (i, p) in parts.iter().enumerate() {
+        let type_uuid = parse_uuid(p.type_uuid);
+        let nth = parts[..i]
+            .iter()
+            .filter(|o| o.type_uuid == p.type_uuid)
+            .count() as u64;
+        let mut message = type_uuid.to_vec();
+        if nth > 0 {
+            message.extend_from_slice(&nth.to_le_bytes());
+        }
+        let part_uuid = derive_uuid(seed, &message);
+        let (first, last) = (next, next + p.sectors - 1);
+        next = last + 1;
+        let e = &mut entries[i * 128..(i + 1) * 128];
+        e[0..16].copy_from_slice(&guid_bytes(&type_uuid));
+        e[16..32].copy_from_slice(&guid_bytes(&part_uuid));
+        e[32..40].copy_from_slice(&first.to_le_bytes());
+        e[40..48].copy_from_slice(&last.to_le_bytes());
+        let attrs = if p.read_only { READ_ONLY } else { 0 };
+        e[48..56].copy_from_slice(&attrs.to_le_bytes());
+        for (j, unit) in p.label.encode_utf16().take(36).enumerate() {
+            e[56 + 2 * j..58 + 2 * j].copy_from_slice(&unit.to_le_bytes());
+        }
+        let (size, sha256) = match &p.content {
+            Some(c) => (c.size, c.sha256.clone()),
+            None => (0, hash::sha256_hex(b"")),
+        };
+        rows.push(Partition {
+            label: p.label.clone(),
+            type_guid: p.type_uuid.to_lowercase(),
+            uuid: uuid_string(&part_uuid),
+            first_lba: first,
+            last_lba: last,
+            offset: first * SECTOR,
+            size,
+            sha256,
+            reproduce: format!(
+                "dd if={shown} bs=1M iflag=skip_bytes,count_bytes skip={} count={size} status=none | sha256sum",
+                first * SECTOR
+            ),
+        });
+    }
+    let last = next - 1;
+    let total = (last + 1 + 33).div_ceil(ALIGN) * ALIGN + ALIGN;
     let entries_crc = crc32fast::hash(&entries);
     let header = |current: u64, backup: u64, entries_lba: u64| {
         let mut h = vec![0u8; SECTOR as usize];
@@ -106,48 +248,37 @@ pub fn write_ddi<W: Write>(
         h[16..20].copy_from_slice(&crc.to_le_bytes());
         h
     };
-
-    let mut w = HashingWriter::<_, Sha256>::new(out);
     let mut mbr = vec![0u8; SECTOR as usize];
     mbr[446..462].copy_from_slice(&protective_mbr_entry(total));
     mbr[510] = 0x55;
     mbr[511] = 0xaa;
-    w.write_all(&mbr)?;
-    w.write_all(&header(1, total - 1, 2))?;
-    w.write_all(&entries)?;
-    zeros(&mut w, (first - 34) * SECTOR)?;
-    let copied = io::copy(&mut File::open(fs)?, &mut w)?;
-    if copied != fs_size {
-        return Err(io::Error::other(format!(
-            "{}: changed while being copied",
-            fs.display()
-        )));
+    out.bytes(&mbr)?;
+    out.bytes(&header(1, total - 1, 2))?;
+    out.bytes(&entries)?;
+    let mut at = 34;
+    for (p, row) in parts.iter().zip(&rows) {
+        out.zeros((row.first_lba - at) * SECTOR)?;
+        let mut written = 0;
+        if let Some(c) = &p.content {
+            written = out.copy(&mut File::open(&c.path)?)?;
+            if written != c.size {
+                return Err(io::Error::other(format!(
+                    "{}: changed while being copied",
+                    c.path.display()
+                )));
+            }
+        }
+        out.zeros(p.sectors * SECTOR - written)?;
+        at = row.last_lba + 1;
     }
-    zeros(&mut w, (last + 1) * SECTOR - (first * SECTOR + fs_size))?;
-    zeros(&mut w, (total - 33 - (last + 1)) * SECTOR)?;
-    w.write_all(&entries)?;
-    w.write_all(&header(total - 1, 1, total - 33))?;
-    let (out, _, written) = w.finish();
-    debug_assert_eq!(written, total * SECTOR);
-    let ddi = Ddi {
+    out.zeros((total - 33 - at) * SECTOR)?;
+    out.bytes(&entries)?;
+    out.bytes(&header(total - 1, 1, total - 33))?;
+    Ok(Ddi {
         disk_guid: uuid_string(&disk_uuid),
         sector_size: SECTOR,
-        partitions: vec![Partition {
-            label: label.to_owned(),
-            type_guid: ROOT_X86_64.to_owned(),
-            uuid: uuid_string(&part_uuid),
-            first_lba: first,
-            last_lba: last,
-            offset: first * SECTOR,
-            size: fs_size,
-            sha256: fs_sha256.to_owned(),
-            reproduce: format!(
-                "dd if={shown} bs=1M iflag=skip_bytes,count_bytes skip={} count={fs_size} status=none | sha256sum",
-                first * SECTOR
-            ),
-        }],
-    };
-    Ok((out, ddi))
+        partitions: rows,
+    })
 }
 
 fn zeros<W: Write>(w: &mut W, n: u64) -> io::Result<()> {

@@ -2,7 +2,9 @@
 //! [`oci`] the OCI image layout and archive, [`squashfs`] the sysext and confext, [`disk`] the GPT disk image,
 //! [`installer`] wraps it in a self-extracting POSIX sh installer.
 
+pub mod boot;
 pub mod disk;
+pub mod esp;
 pub mod installer;
 pub mod oci;
 pub mod payload;

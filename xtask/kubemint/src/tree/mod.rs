@@ -134,6 +134,15 @@ impl Tree {
         )
     }
 
+    /// Gives an entry (added before) another owner: a base operating system's files are not
+    /// all root's.
+    pub fn set_owner(&mut self, path: &str, uid: u32, gid: u32) {
+        if let Some(e) = self.entries.get_mut(path) {
+            e.uid = uid;
+            e.gid = gid;
+        }
+    }
+
     pub fn add_dir(&mut self, path: &str, mode: u32) -> Result<(), TreeError> {
         check_path(path)?;
         match self.entries.get(path) {

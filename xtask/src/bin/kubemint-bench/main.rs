@@ -218,6 +218,7 @@ pub fn prepare(root: &Path, work: &Path, scale: f64, progress: &Progress) -> Res
     progress.step(&format!("pinning it as {RELEASE}"));
     let opts = pin::Options {
         root: project.clone(),
+        store: kubemint::inputs::store::Store::project(&project.join("vendor")),
         release: RELEASE.into(),
         file: generated.clone(),
         urls: vec![],

@@ -20,6 +20,8 @@ pub struct Plan {
     pub profile: String,
     pub image: String,
     pub release: ReleaseRef,
+    /// The base operating system of the bootable disk, if any.
+    pub base: Option<String>,
     /// Built from the generated stand-in release, not a real one.
     pub sample: bool,
     pub epoch: Epoch,
@@ -412,6 +414,7 @@ pub fn plan(
             name: release.to_owned(),
             version,
         },
+        base: profile.base.clone(),
         sample,
         epoch: profile.epoch,
         user: profile.user.name.clone(),

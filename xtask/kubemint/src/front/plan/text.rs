@@ -11,11 +11,15 @@ impl Plan {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "plan {}: image {}, release {} (Kubernetes {}){}, epoch {}, user {}",
+            "plan {}: image {}, release {} (Kubernetes {}){}{}, epoch {}, user {}",
             self.profile,
             self.image,
             self.release.name,
             self.release.version,
+            self.base
+                .as_deref()
+                .map(|b| format!(", base {b}"))
+                .unwrap_or_default(),
             if self.sample { ", SAMPLE" } else { "" },
             self.epoch,
             self.user

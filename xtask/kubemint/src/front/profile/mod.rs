@@ -72,6 +72,8 @@ pub struct Profile {
     pub sources: Vec<Source>,
     pub image: String,
     pub release: String,
+    /// The base operating system of the bootable disk, if the set has one.
+    pub base: Option<String>,
     /// Seconds since 1970 for every timestamp in every artefact.
     pub epoch: Epoch,
     pub host: Host,
@@ -598,6 +600,16 @@ fn resolve(
     let release = r.typed("release", raw.release, |s| {
         check_release_name(s).map(|_| s.to_owned())
     });
+    let base = match raw.base {
+        None => None,
+        Some(b) => r.typed("base", Some(b), |s| {
+            values::check_hostname(s)
+                .map(|_| s.to_owned())
+                .map_err(|_| {
+                    format!("{s:?} is not a base name like debian-trixie (images/bases/<name>)")
+                })
+        }),
+    };
     let epoch = r
         .required("epoch", raw.epoch)
         .and_then(|e| Epoch::new(e.into()).map_err(|m| r.report("epoch", m)).ok());
@@ -716,6 +728,7 @@ fn resolve(
         sources,
         image,
         release,
+        base,
         epoch,
         host: Host {
             name: host_name,

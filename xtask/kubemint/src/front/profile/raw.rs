@@ -12,6 +12,8 @@ pub struct RawProfile {
     pub inherit: Option<String>,
     pub image: Option<String>,
     pub release: Option<String>,
+    /// The base operating system of the bootable disk (a definition in `images/bases/`).
+    pub base: Option<String>,
     pub epoch: Option<i64>,
     pub host: Option<RawHost>,
     pub cluster: Option<RawCluster>,
@@ -142,6 +144,7 @@ mod tests {
                 "inherit",
                 "image",
                 "release",
+                "base",
                 "epoch",
                 "host",
                 "cluster",

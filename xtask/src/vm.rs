@@ -1,0 +1,465 @@
+//! `cargo xtask vm PROFILE`: boots the bootable disk build-image wrote for a master in QEMU
+//! (KVM when it works, TCG otherwise), delivers its secrets as systemd credentials, waits for
+//! the control plane to come up, and reports what the guest says: seconds to healthy, the
+//! merged extensions, the user, each unit's state, each component's health answer, the secrets
+//! still missing. A binary-side command: it runs QEMU.
+//!
+//! The report comes from a unit the VM is given at boot as a credential
+//! (`systemd.extra-unit.*`), not from the image: the disk boots as any master would. The unit
+//! waits until every component is healthy or has failed, writes one JSON line to the second
+//! serial port, and powers the machine off.
+
+use anyhow::{Context, Result, bail, ensure};
+use kubemint::front::{Planned, check};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args, Debug)]
+pub struct VmArgs {
+    /// The profile whose bootable disk (boot/kubemint-PROFILE.raw) is booted
+    pub profile: String,
+    /// The profiles directory (default profiles/), e.g. profiles/upgrade
+    #[arg(long = "profiles", value_name = "DIR")]
+    pub profiles_dir: Option<PathBuf>,
+    /// Boot the sample build (target/images/sample)
+    #[arg(long)]
+    pub sample: bool,
+    /// The output root build-image wrote to (default target/images)
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Deliver every file of DIR as the credential kubemint.<file name> (see dev-secrets)
+    #[arg(long, value_name = "DIR")]
+    pub secrets: Option<PathBuf>,
+    /// Give up after this many seconds
+    #[arg(long, value_name = "S", default_value_t = 600)]
+    pub timeout: u64,
+    /// Guest memory in MiB
+    #[arg(long, value_name = "MIB", default_value_t = 2048)]
+    pub memory: u64,
+    /// Print the report as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+    /// Keep the VM's directory (its disk, console log, report) and say where
+    #[arg(long)]
+    pub keep: bool,
+}
+
+/// What the guest reported, and what the host measured.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Report {
+    /// Every component active and answering its health endpoint.
+    pub healthy: bool,
+    /// Seconds from power-on (the guest's uptime) to healthy, or to the report if never.
+    pub boot_seconds: f64,
+    /// Merged system extensions, by name.
+    pub extensions: Vec<String>,
+    /// Merged configuration extensions, by name.
+    pub confexts: Vec<String>,
+    /// `id` of the service user, or empty when it does not exist.
+    pub user: String,
+    /// Unit name → ActiveState.
+    pub units: BTreeMap<String, String>,
+    /// Unit name → NRestarts.
+    pub restarts: BTreeMap<String, u64>,
+    /// Component → whether its health endpoint answered `ok`.
+    pub health: BTreeMap<String, bool>,
+    /// What check-secrets says is missing or wrong, one line each.
+    pub missing_secrets: Vec<String>,
+    /// The units `systemctl --failed` lists.
+    #[serde(default)]
+    pub failed: Vec<String>,
+    /// Seconds of wall time the host waited (not from the guest).
+    #[serde(default)]
+    pub wall_seconds: f64,
+    /// The guest's console log.
+    #[serde(default)]
+    pub console: PathBuf,
+}
+
+/// A component the report probes: its unit, its health URL, and whether to present the
+/// admin client certificate (the apiserver asks for one).
+struct Probe {
+    component: String,
+    url: String,
+    client_cert: bool,
+}
+
+fn probes(planned: &Planned, profile: &str) -> Vec<Probe> {
+    let Some(m) = planned.masters.iter().find(|m| m.plan.profile == profile) else {
+        return Vec::new();
+    };
+    let port = |component: &str, default: &str| {
+        check::flag_value(&m.profile, component, "secure-port")
+            .unwrap_or(default)
+            .to_owned()
+    };
+    let mut out = Vec::new();
+    for (component, default, path, cert) in [
+        ("kube-apiserver", "6443", "readyz", true),
+        ("kube-controller-manager", "10257", "healthz", false),
+        ("kube-scheduler", "10259", "healthz", false),
+    ] {
+        if m.profile.components.contains_key(component) {
+            out.push(Probe {
+                component: component.to_owned(),
+                url: format!("https://127.0.0.1:{}/{path}", port(component, default)),
+                client_cert: cert,
+            });
+        }
+    }
+    out
+}
+
+/// The guest's reporting unit and its script, for `profile`'s plan.
+fn reporter(planned: &Planned, profile: &str, wait: u64) -> Result<(String, String)> {
+    let m = planned
+        .masters
+        .iter()
+        .find(|m| m.plan.profile == profile)
+        .context("the profile has no plan")?;
+    let cert_dir = m.profile.paths.cert_dir.to_string();
+    let units: Vec<&str> = m.plan.units.iter().map(String::as_str).collect();
+    let probes = probes(planned, profile);
+    let mut script = format!(
+        r#"set -u
+units='{units}'
+deadline=$(( $(cut -d. -f1 /proc/uptime) + {wait} ))
+ssl={cert_dir}
+probe() {{ # component url cert
+    if [ "$3" = yes ]; then
+        curl -fsS --max-time 5 --cacert "$ssl/ca.pem" --cert "$ssl/admin.pem" --key "$ssl/admin-key.pem" "$2" 2>/dev/null
+    else
+        curl -fsSk --max-time 5 "$2" 2>/dev/null
+    fi
+}}
+healthy() {{
+"#,
+        units = units.join(" "),
+    );
+    for p in &probes {
+        script.push_str(&format!(
+            "    [ \"$(probe {} {} {})\" = ok ] || return 1\n",
+            p.component,
+            p.url,
+            if p.client_cert { "yes" } else { "no" }
+        ));
+    }
+    script.push_str(
+        r#"    return 0
+}
+settled() {
+    for u in $units; do
+        case $(systemctl show -P ActiveState "$u") in active|failed|inactive) ;; *) return 1 ;; esac
+    done
+    return 0
+}
+# Until every component answers; or until the units have stopped changing for 30 s without
+# that (failed, or waiting for secrets that will not come); or the deadline.
+calm=0
+until healthy; do
+    now=$(cut -d. -f1 /proc/uptime)
+    [ "$now" -lt "$deadline" ] || break
+    if settled; then calm=$((calm + 1)); else calm=0; fi
+    [ "$calm" -lt 15 ] || break
+    sleep 2
+done
+up=$(cut -d' ' -f1 /proc/uptime)
+ok=false; healthy && ok=true
+json() { printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g'; }
+list() { first=1; printf '['; while read -r x; do [ -n "$x" ] || continue; [ $first = 1 ] || printf ','; first=0; printf '"%s"' "$(json "$x")"; done; printf ']'; }
+{
+printf '{"healthy":%s,"boot_seconds":%s' "$ok" "$up"
+printf ',"extensions":'; systemd-sysext list --no-legend 2>/dev/null | awk '{print $1}' | list
+printf ',"confexts":'; systemd-confext list --no-legend 2>/dev/null | awk '{print $1}' | list
+printf ',"user":"%s"' "$(json "$(id USER 2>/dev/null)")"
+printf ',"units":{'; first=1; for u in $units; do [ $first = 1 ] || printf ','; first=0; printf '"%s":"%s"' "$u" "$(systemctl show -P ActiveState "$u")"; done; printf '}'
+printf ',"restarts":{'; first=1; for u in $units; do [ $first = 1 ] || printf ','; first=0; printf '"%s":%s' "$u" "$(systemctl show -P NRestarts "$u")"; done; printf '}'
+printf ',"health":{'
+"#,
+    );
+    script = script.replace("id USER", &format!("id {}", m.plan.user));
+    for (i, p) in probes.iter().enumerate() {
+        script.push_str(&format!(
+            "h=false; [ \"$(probe {} {} {})\" = ok ] && h=true; printf '{}\"{}\":%s' \"$h\"\n",
+            p.component,
+            p.url,
+            if p.client_cert { "yes" } else { "no" },
+            if i > 0 { "," } else { "" },
+            p.component
+        ));
+    }
+    script.push_str(
+        r#"printf '}'
+printf ',"missing_secrets":'; /usr/lib/kubemint/check-secrets --all 2>&1 >/dev/null | list
+printf ',"failed":'; systemctl --failed --no-legend --plain 2>/dev/null | awk '{print $1}' | list
+printf '}\n'
+} > /dev/ttyS1
+systemctl --no-block poweroff
+"#,
+    );
+    let unit = "[Unit]\n\
+        Description=kubemint vm: report the control plane's state, then power off\n\
+        After=multi-user.target\n\
+        ConditionPathExists=!/etc/initrd-release\n\
+        [Service]\n\
+        Type=oneshot\n\
+        ExecStart=/bin/sh /run/credentials/kubemint-vm-report.service/kubemint-vm.report\n\
+        ImportCredential=kubemint-vm.report\n"
+        .to_owned();
+    Ok((unit, script))
+}
+
+fn base64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// The OVMF firmware (code, and the variable store to copy).
+fn firmware() -> Result<(PathBuf, PathBuf)> {
+    for (code, vars) in [
+        (
+            "/usr/share/OVMF/OVMF_CODE_4M.fd",
+            "/usr/share/OVMF/OVMF_VARS_4M.fd",
+        ),
+        (
+            "/usr/share/OVMF/OVMF_CODE.fd",
+            "/usr/share/OVMF/OVMF_VARS.fd",
+        ),
+    ] {
+        if Path::new(code).is_file() && Path::new(vars).is_file() {
+            return Ok((code.into(), vars.into()));
+        }
+    }
+    bail!("no UEFI firmware (OVMF): install the Debian package ovmf")
+}
+
+/// Whether KVM can be used: /dev/kvm opens read-write.
+fn kvm() -> bool {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok()
+        && std::env::var_os("KUBEMINT_VM_TCG").is_none()
+}
+
+/// Boots `disk` (copied, so it is left as built) with these credentials; returns the report.
+pub fn boot(
+    disk: &Path,
+    work: &Path,
+    credentials: &[(String, Vec<u8>)],
+    args: &VmArgs,
+    planned: &Planned,
+) -> Result<Report> {
+    let (code, vars) = firmware()?;
+    let copy = work.join("disk.raw");
+    let status = Command::new("cp")
+        .args(["--sparse=always"])
+        .arg(disk)
+        .arg(&copy)
+        .status()
+        .context("cannot copy the disk")?;
+    ensure!(status.success(), "cannot copy {}", disk.display());
+    // Room for the state partition systemd-repart makes at first boot.
+    let f = std::fs::OpenOptions::new().write(true).open(&copy)?;
+    f.set_len(f.metadata()?.len() + (4 << 30))?;
+    drop(f);
+    let vars_copy = work.join("vars.fd");
+    std::fs::copy(&vars, &vars_copy)?;
+    let console = work.join("console.log");
+    let report_file = work.join("report.json");
+    let guest_wait = args.timeout.saturating_sub(60).max(60);
+    let (unit, script) = reporter(planned, &args.profile, guest_wait)?;
+    let mut cmd = Command::new("qemu-system-x86_64");
+    let accel = if kvm() { "kvm" } else { "tcg" };
+    cmd.args(["-machine", &format!("q35,accel={accel}")])
+        .args(["-m", &args.memory.to_string(), "-smp", "2"])
+        .arg("-drive")
+        .arg(format!(
+            "if=pflash,format=raw,unit=0,readonly=on,file={}",
+            code.display()
+        ))
+        .arg("-drive")
+        .arg(format!(
+            "if=pflash,format=raw,unit=1,file={}",
+            vars_copy.display()
+        ))
+        .arg("-drive")
+        .arg(format!("file={},format=raw,if=virtio", copy.display()))
+        .args([
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+            "-nic",
+            "none",
+            "-no-reboot",
+        ])
+        .arg("-serial")
+        .arg(format!("file:{}", console.display()))
+        .arg("-serial")
+        .arg(format!("file:{}", report_file.display()));
+    let mut creds: Vec<(String, Vec<u8>)> = credentials.to_vec();
+    creds.push((
+        "systemd.extra-unit.kubemint-vm-report.service".into(),
+        unit.into_bytes(),
+    ));
+    creds.push((
+        "systemd.unit-dropin.multi-user.target~kubemint-vm".into(),
+        b"[Unit]\nWants=kubemint-vm-report.service\n".to_vec(),
+    ));
+    creds.push(("kubemint-vm.report".into(), script.into_bytes()));
+    for (name, value) in &creds {
+        cmd.arg("-smbios").arg(format!(
+            "type=11,value=io.systemd.credential.binary:{name}={}",
+            base64(value)
+        ));
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let started = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .context("cannot run qemu-system-x86_64: install qemu-system-x86 (and ovmf)")?;
+    let tty = std::io::stderr().is_terminal();
+    let deadline = Duration::from_secs(args.timeout);
+    let mut last_shown = 0;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        let elapsed = started.elapsed();
+        if elapsed > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "the VM did not report within {} s (console: {}); pass a larger --timeout",
+                args.timeout,
+                console.display()
+            );
+        }
+        let secs = elapsed.as_secs();
+        if secs >= last_shown + if tty { 5 } else { 30 } {
+            last_shown = secs;
+            let line = std::fs::read_to_string(&console)
+                .ok()
+                .and_then(|c| {
+                    c.lines()
+                        .rev()
+                        .map(|l| l.trim())
+                        .find(|l| !l.is_empty() && l.is_ascii())
+                        .map(|l| l.chars().take(90).collect::<String>())
+                })
+                .unwrap_or_default();
+            eprintln!("vm {}: {secs} s ({accel}) {line}", args.profile);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let wall = started.elapsed().as_secs_f64();
+    let text = std::fs::read_to_string(&report_file).unwrap_or_default();
+    let Some(line) = text.lines().rev().find(|l| l.starts_with('{')) else {
+        bail!(
+            "the VM stopped ({status}) without a report after {wall:.0} s; see its console: {}",
+            console.display()
+        );
+    };
+    let mut report: Report = serde_json::from_str(line)
+        .with_context(|| format!("the VM's report is not JSON: {line}"))?;
+    report.wall_seconds = wall;
+    report.console = console;
+    Ok(report)
+}
+
+pub fn run(
+    root: &Path,
+    planned: &Planned,
+    disk: &Path,
+    args: &VmArgs,
+) -> Result<(Report, Option<PathBuf>)> {
+    ensure!(
+        disk.is_file(),
+        "{} does not exist: build it first (`cargo xtask build-image {}{}`; a bootable disk needs the base, see its note)",
+        disk.display(),
+        args.profile,
+        if args.sample { " --sample" } else { "" }
+    );
+    let mut credentials = Vec::new();
+    if let Some(dir) = &args.secrets {
+        let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+            .with_context(|| dir.display().to_string())?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && p.extension().is_none_or(|e| e != "txt"))
+            .collect();
+        names.sort();
+        for p in names {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            credentials.push((format!("kubemint.{name}"), std::fs::read(&p)?));
+        }
+    }
+    let target = root.join("target");
+    let parent = if target.exists() {
+        target
+    } else {
+        std::env::temp_dir()
+    };
+    let work = tempfile::Builder::new()
+        .prefix("kubemint-vm.")
+        .tempdir_in(parent)
+        .context("cannot make the VM's directory")?;
+    let report = boot(disk, work.path(), &credentials, args, planned)?;
+    let kept = args.keep.then(|| work.keep());
+    Ok((report, kept))
+}
+
+/// The report for people.
+pub fn render(profile: &str, r: &Report) -> String {
+    let mut out = format!(
+        "{profile}: {} after {:.0} s of guest uptime ({:.0} s of wall time)\n",
+        if r.healthy { "healthy" } else { "NOT healthy" },
+        r.boot_seconds,
+        r.wall_seconds
+    );
+    out.push_str(&format!(
+        "  extensions: {}; configuration extensions: {}\n",
+        if r.extensions.is_empty() {
+            "none".to_owned()
+        } else {
+            r.extensions.join(", ")
+        },
+        if r.confexts.is_empty() {
+            "none".to_owned()
+        } else {
+            r.confexts.join(", ")
+        }
+    ));
+    out.push_str(&format!(
+        "  user: {}\n",
+        if r.user.is_empty() {
+            "missing"
+        } else {
+            &r.user
+        }
+    ));
+    for (u, state) in &r.units {
+        out.push_str(&format!(
+            "  {u}: {state} ({} restarts)\n",
+            r.restarts.get(u).copied().unwrap_or(0)
+        ));
+    }
+    for (c, ok) in &r.health {
+        out.push_str(&format!(
+            "  {c}: {}\n",
+            if *ok { "answers ok" } else { "does not answer" }
+        ));
+    }
+    for m in &r.missing_secrets {
+        out.push_str(&format!("  secret: {m}\n"));
+    }
+    out.push_str(&format!("  console: {}\n", r.console.display()));
+    out
+}
