@@ -16,5 +16,6 @@ mod profiles;
 mod reproducible;
 mod safety;
 mod snapshots;
+mod standins;
 mod support;
 mod unit;

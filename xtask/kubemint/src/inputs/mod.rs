@@ -9,6 +9,7 @@ pub mod fetch;
 pub mod lock;
 pub mod pin;
 pub mod sample;
+pub mod standin;
 
 use lock::{Lock, LockError, Release};
 use sample::Scale;
