@@ -5,6 +5,7 @@
 mod check;
 mod cli;
 mod control_plane;
+mod devsecrets;
 mod disk;
 mod expect;
 mod fetch;

@@ -257,7 +257,7 @@ fn openssl(dir: &Path, args: &str) {
 }
 
 /// A free TCP port on loopback (high, chosen by the kernel).
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -266,8 +266,8 @@ fn free_port() -> u16 {
 }
 
 /// A running stand-in, stopped (SIGTERM, then SIGKILL) when dropped.
-struct Server {
-    child: Child,
+pub(crate) struct Server {
+    pub(crate) child: Child,
 }
 
 impl Server {
@@ -276,7 +276,7 @@ impl Server {
     }
 
     /// SIGTERM, as systemd stops a unit; the exit status.
-    fn stop(&mut self) -> std::process::ExitStatus {
+    pub(crate) fn stop(&mut self) -> std::process::ExitStatus {
         signal(self.pid(), libc::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -312,7 +312,7 @@ fn signal(pid: i32, sig: i32) {
 
 /// GET `path` over TLS from 127.0.0.1:`port`: the body, if the request got an answer. With `ca`,
 /// the server's certificate must verify against it, for the IP address 127.0.0.1.
-fn get(port: u16, path: &str, ca: Option<&Path>) -> Option<String> {
+pub(crate) fn get(port: u16, path: &str, ca: Option<&Path>) -> Option<String> {
     let mut cmd = Command::new("openssl");
     cmd.args(["s_client", "-quiet", "-connect"])
         .arg(format!("127.0.0.1:{port}"));
@@ -341,7 +341,7 @@ fn get(port: u16, path: &str, ca: Option<&Path>) -> Option<String> {
 
 /// Waits until `server` answers `path` with "ok"; panics with its stderr if it stops first or
 /// does not answer within 20 s.
-fn answers(
+pub(crate) fn answers(
     server: &mut Server,
     stderr: impl Fn() -> String,
     port: u16,
