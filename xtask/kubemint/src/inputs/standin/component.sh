@@ -245,9 +245,10 @@ if [ -n "${NOTIFY_SOCKET:-}" ]; then
     # systemd 253 and earlier (Debian bookworm's 252) have no --exec: the server starts first;
     # once it listens, the main process sends READY=1 with MAINPID= the server, and ends. --pid=$$
     # makes that process itself the sender (it is $$: exec keeps the PID); without it, systemd-notify
-    # run as root would sign the message with another PID, which systemd refuses.
-    "$@" &
-    server=$!
+    # run as root would sign the message with another PID, which systemd refuses. The server is
+    # started orphaned (the subshell that starts it ends at once), so that systemd, which adopts
+    # orphans, supervises it as its own child, not as "a process which is not our child".
+    server=$("$@" </dev/null >&2 & echo $!)
     trap 'kill "$server" 2>/dev/null; exit 0' TERM INT
     wait_listening
     exec systemd-notify --ready --pid=$$ "MAINPID=$server"
@@ -256,10 +257,11 @@ fi
 
 "$@" &
 server=$!
-trap 'kill "$server" 2>/dev/null; cleanup; exit 0' TERM INT
-trap 'kill "$server" 2>/dev/null; cleanup; exit 129' HUP
+# (Quietly: the shell would report the server's end by its signal, "Terminated".)
+trap '{ kill "$server"; wait "$server"; cleanup; } 2>/dev/null; exit 0' TERM INT
+trap '{ kill "$server"; wait "$server"; cleanup; } 2>/dev/null; exit 129' HUP
 wait_listening
-wait "$server"
+wait "$server" 2>/dev/null
 status=$?
 cleanup
 echo "$name: the server stopped (status $status)" >&2
