@@ -5,6 +5,7 @@
 mod check;
 mod cli;
 mod control_plane;
+mod devsecrets;
 mod disk;
 mod expect;
 mod fetch;
@@ -16,6 +17,7 @@ mod profiles;
 mod reproducible;
 mod safety;
 mod snapshots;
+mod standins;
 mod support;
 mod unit;
 mod upgrade;

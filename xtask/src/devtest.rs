@@ -107,7 +107,17 @@ const TOOLS: &[Tool] = &[
     Tool {
         command: "openssl",
         package: "openssl",
-        why: "makes keys and certificates the secrets scan must catch",
+        why: "makes keys and certificates (the secrets scan, dev-secrets) and serves the stand-ins' TLS",
+    },
+    Tool {
+        command: "systemd-notify",
+        package: "systemd",
+        why: "the apiserver stand-in tells systemd it is ready",
+    },
+    Tool {
+        command: "setpriv",
+        package: "util-linux",
+        why: "runs the stand-ins as an unprivileged user",
     },
     Tool {
         command: "kubectl",

@@ -4,6 +4,7 @@
 
 mod base;
 mod bench_options;
+mod devsecrets;
 mod devtest;
 mod vm;
 
@@ -65,6 +66,8 @@ enum Command {
     Bench(bench_options::BenchOptions),
     /// Run the test suite: installs what it needs when run as root, else names what is missing
     Test(devtest::TestArgs),
+    /// Write THROWAWAY secrets (CAs, certificates, keys, tokens) for a profile set: tests only
+    DevSecrets(devsecrets::DevSecretsArgs),
 }
 
 /// Which profiles a command works on, and the plans' settings: the front end's request.
@@ -96,16 +99,9 @@ impl Selected {
         sample: bool,
         epoch: Option<EpochOverride>,
     ) -> Request {
-        let profiles_dir = match self.profiles_dir {
-            Some(d) if d.is_absolute() => d,
-            // A relative --profiles is the project's (profiles/upgrade), or else the caller's.
-            Some(d) if root.join(&d).is_dir() => root.join(d),
-            Some(d) => cwd.join(d),
-            None => root.join("profiles"),
-        };
         Request {
             root: root.to_owned(),
-            profiles_dir,
+            profiles_dir: profiles_dir(root, cwd, self.profiles_dir),
             selection: if self.all {
                 Selection::All
             } else {
@@ -115,6 +111,17 @@ impl Selected {
             sample,
             epoch,
         }
+    }
+}
+
+/// The profiles directory `--profiles` names (default `<project>/profiles`).
+fn profiles_dir(root: &Path, cwd: &Path, given: Option<PathBuf>) -> PathBuf {
+    match given {
+        Some(d) if d.is_absolute() => d,
+        // A relative --profiles is the project's (profiles/upgrade), or else the caller's.
+        Some(d) if root.join(&d).is_dir() => root.join(d),
+        Some(d) => cwd.join(d),
+        None => root.join("profiles"),
     }
 }
 
@@ -532,6 +539,10 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         }
         Command::Bench(opts) => return bench(&root, &opts),
         Command::Test(args) => return devtest::run(&root, &args),
+        Command::DevSecrets(args) => {
+            let profiles = profiles_dir(&root, &cwd, args.profiles_dir.clone());
+            return devsecrets::run(&root, &profiles, &cwd.join(&args.dir), args.json);
+        }
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

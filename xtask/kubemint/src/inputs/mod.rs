@@ -10,6 +10,7 @@ pub mod fetch;
 pub mod lock;
 pub mod pin;
 pub mod sample;
+pub mod standin;
 pub mod store;
 
 use lock::{Lock, LockError, Release};

@@ -1,6 +1,9 @@
 //! A stand-in release, generated deterministically: the upstream `kubernetes-server` layout with
-//! tiny executables that print their name and version (`--sample`, and every test fixture), or
+//! small scripts (`--sample`, and every test fixture) that behave like the control-plane
+//! components as systemd and a health probe see them, or print their name (see [`standin`]), or
 //! with members of the real v1.14.0 sizes and Go-binary-like content (the benchmark).
+//!
+//! [`standin`]: super::standin
 
 use crate::util::hash::{HashingWriter, Sha512Reader};
 use flate2::{Compression, GzBuilder};
@@ -93,7 +96,7 @@ pub fn write_release<W: Write>(out: W, release: &str, scale: Scale) -> io::Resul
         let path = format!("kubernetes/server/bin/{name}");
         match scale {
             Scale::Tiny => {
-                let body = tiny_executable(name, release);
+                let body = super::standin::executable(name, release).map_err(io::Error::other)?;
                 file(
                     &mut tar,
                     &path,
@@ -154,7 +157,8 @@ pub fn write_release<W: Write>(out: W, release: &str, scale: Scale) -> io::Resul
     Ok((sha512, size))
 }
 
-/// The body of a stand-in executable: prints its name and version, and that it is a sample.
+/// The body of a stand-in executable that only prints its name and version, and that it is a
+/// sample: every binary of the release but those [`super::standin`] makes behave.
 pub fn tiny_executable(name: &str, release: &str) -> String {
     format!(
         "#!/bin/sh\n# kubemint sample release: a stand-in, not a real Kubernetes binary\necho '{name} {release} (kubemint sample)'\n"

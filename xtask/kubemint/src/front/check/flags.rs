@@ -445,6 +445,48 @@ impl Table {
             .filter(|g| g.level == level && g.served_by(minor))
             .collect()
     }
+
+    /// The flags of `component` that release `minor` accepts, sorted: every flag of a row for
+    /// the component that is neither not yet added nor removed at `minor` (deprecated ones are
+    /// accepted). Without a minor (a release name that is no 1.x version), every flag of the
+    /// component's rows.
+    pub fn known(&self, component: &str, minor: Option<Minor>) -> Vec<&str> {
+        self.index
+            .iter()
+            .filter(|((c, _), _)| c == component)
+            .filter(|(_, i)| {
+                let row = &self.rows[**i];
+                minor.is_none_or(|m| {
+                    !matches!(
+                        Stage::of(row.added, row.deprecated, row.removed, m),
+                        Stage::NotYet { .. } | Stage::Removed { .. }
+                    )
+                })
+            })
+            .map(|((_, n), _)| n.as_str())
+            .collect()
+    }
+}
+
+/// Flags whose value is a file the component reads at start (certificates, keys, kubeconfigs,
+/// configuration files); `--log-file` is written, not read. The cross-checks look for these files
+/// among the image's and the declared secrets, and the sample release's stand-ins open them.
+pub fn reads_file(name: &str) -> bool {
+    const EXACT: &[&str] = &[
+        "config",
+        "kubelet-certificate-authority",
+        "kubelet-client-certificate",
+        "kubelet-client-key",
+        "authorization-config",
+        "authentication-config",
+        "encryption-provider-config",
+    ];
+    name != "log-file"
+        && (EXACT.contains(&name)
+            || name.ends_with("kubeconfig")
+            || ["-file", "-cafile", "-certfile", "-keyfile"]
+                .iter()
+                .any(|s| name.ends_with(s)))
 }
 
 /// The embedded table. It is validated by the tests; a broken one is a bug of this binary.
@@ -1738,5 +1780,58 @@ source = "a hypothesis"
             !sev(&run(t, "kube-controller-manager", &[("port", "0")], 22))
                 .contains(&Severity::Error)
         );
+    }
+
+    #[test]
+    fn which_flags_name_a_file_read() {
+        for f in [
+            "tls-cert-file",
+            "etcd-cafile",
+            "kubeconfig",
+            "authentication-kubeconfig",
+            "config",
+            "kubelet-client-key",
+        ] {
+            assert!(reads_file(f), "{f}");
+        }
+        for f in [
+            "log-file",
+            "runtime-config",
+            "audit-log-path",
+            "log-dir",
+            "cert-dir",
+        ] {
+            assert!(!reads_file(f), "{f}");
+        }
+    }
+
+    #[test]
+    fn known_flags_follow_the_release() {
+        let t = table();
+        let at = |c: &str, m: u32| t.known(c, Some(Minor(m)));
+        let v14 = at("kube-apiserver", 14);
+        assert!(v14.is_sorted(), "{v14:?}");
+        // Deprecated is still known; removed and not yet added are not.
+        for f in [
+            "insecure-port",
+            "kubelet-https",
+            "log-dir",
+            "secure-port",
+            "v",
+        ] {
+            assert!(v14.contains(&f), "{f}");
+        }
+        for f in ["audit-log-compress", "authorization-config", "no-such-flag"] {
+            assert!(!v14.contains(&f), "{f}");
+        }
+        let v33 = at("kube-apiserver", 33);
+        assert!(!v33.contains(&"insecure-port") && !v33.contains(&"log-dir"));
+        assert!(v33.contains(&"authorization-config"));
+        // Each component its own flags; without a minor, all of them.
+        assert!(at("kube-scheduler", 14).contains(&"config"));
+        assert!(!at("kube-controller-manager", 14).contains(&"config"));
+        let any = t.known("kube-apiserver", None);
+        assert!(any.contains(&"insecure-port") && any.contains(&"authorization-config"));
+        assert!(t.known("kubectl", Some(Minor(14))).is_empty());
     }
 }
