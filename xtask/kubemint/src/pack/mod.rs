@@ -2,6 +2,7 @@
 //! [`oci`] the OCI image layout and archive, [`squashfs`] the sysext and confext, [`disk`] the GPT disk image,
 //! [`installer`] wraps it in a self-extracting POSIX sh installer.
 
+pub mod deflate;
 pub mod disk;
 pub mod installer;
 pub mod oci;
