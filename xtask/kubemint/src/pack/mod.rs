@@ -8,3 +8,6 @@ pub mod installer;
 pub mod oci;
 pub mod payload;
 pub mod squashfs;
+
+#[cfg(test)]
+mod bench;
