@@ -3,6 +3,7 @@
 //! [`installer`] wraps it in a self-extracting POSIX sh installer.
 
 pub mod boot;
+pub mod deflate;
 pub mod disk;
 pub mod esp;
 pub mod installer;
