@@ -21,6 +21,10 @@ pub struct BaseArgs {
     /// Make it into the store without recording it in vendor/releases.toml
     #[arg(long)]
     pub no_pin: bool,
+    /// Do not make it: store and pin this base tarball, made by `cargo xtask base` elsewhere
+    /// (no root, no mirror needed)
+    #[arg(long, value_name = "PATH", conflicts_with = "mirror")]
+    pub file: Option<PathBuf>,
     /// Print the result as JSON on stdout
     #[arg(long)]
     pub json: bool,
@@ -69,6 +73,11 @@ fn quote(s: &str) -> String {
 
 pub fn run(root: &Path, store: &Store, args: &BaseArgs) -> Result<Made> {
     let base = Base::load(&root.join("images"), &args.name)?;
+    let write_dir = store.write.join("sha512");
+    std::fs::create_dir_all(&write_dir).with_context(|| write_dir.display().to_string())?;
+    if let Some(file) = &args.file {
+        return adopt(root, store, args, base, file, &write_dir);
+    }
     // SAFETY: geteuid has no preconditions and cannot fail.
     ensure!(
         unsafe { libc::geteuid() } == 0,
@@ -90,8 +99,6 @@ pub fn run(root: &Path, store: &Store, args: &BaseArgs) -> Result<Made> {
         base::UKI,
         quote(&cmdline)
     );
-    let write_dir = store.write.join("sha512");
-    std::fs::create_dir_all(&write_dir).with_context(|| write_dir.display().to_string())?;
     let work = tempfile::Builder::new()
         .prefix(".base.")
         .tempdir_in(&write_dir)
@@ -174,6 +181,84 @@ pub fn run(root: &Path, store: &Store, args: &BaseArgs) -> Result<Made> {
     let (sha512, size) = kubemint::hash::sha512_file(&tarball)?;
     let stored = store.path_for(&sha512);
     std::fs::rename(&tarball, &stored).with_context(|| stored.display().to_string())?;
+    let source = format!(
+        "made by `cargo xtask base {}` from {mirror} ({} {})",
+        args.name, def.suite, def.description
+    );
+    record(root, store, args, base, sha512, size, stored, source)
+}
+
+/// `--file`: a base made elsewhere, checked to be one (its `base-release` names this base),
+/// copied into the store under its sha512 and pinned.
+fn adopt(
+    root: &Path,
+    store: &Store,
+    args: &BaseArgs,
+    base: Base,
+    file: &Path,
+    write_dir: &Path,
+) -> Result<Made> {
+    let (sha512, size) =
+        kubemint::hash::sha512_file(file).with_context(|| file.display().to_string())?;
+    let mut archive =
+        tar::Archive::new(std::fs::File::open(file).with_context(|| file.display().to_string())?);
+    let wanted = base::BASE_RELEASE.trim_start_matches('/');
+    let mut named = None;
+    for entry in archive
+        .entries()
+        .with_context(|| format!("{}: not a tar archive", file.display()))?
+    {
+        let mut entry = entry.with_context(|| format!("{}: not a tar archive", file.display()))?;
+        let path = entry.path()?.into_owned();
+        if path.to_string_lossy().trim_start_matches("./") == wanted {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut entry, &mut text)?;
+            named = text
+                .lines()
+                .find_map(|l| l.strip_prefix("KUBEMINT_BASE_NAME="))
+                .map(str::to_owned);
+            break;
+        }
+    }
+    match named {
+        Some(n) if n == args.name => {}
+        Some(n) => bail!(
+            "{}: this is base {n:?}, not {:?} ({wanted} says so)",
+            file.display(),
+            args.name
+        ),
+        None => bail!(
+            "{}: not a base made by `cargo xtask base` (no {wanted} naming it)",
+            file.display()
+        ),
+    }
+    let stored = store.path_for(&sha512);
+    if !stored.exists() {
+        let tmp = tempfile::NamedTempFile::new_in(write_dir)?;
+        std::fs::copy(file, tmp.path()).with_context(|| file.display().to_string())?;
+        tmp.persist(&stored)
+            .with_context(|| stored.display().to_string())?;
+    }
+    let source = format!(
+        "pinned from {} by `cargo xtask base {} --file`",
+        file.display(),
+        args.name
+    );
+    record(root, store, args, base, sha512, size, stored, source)
+}
+
+/// Writes the store's name index and, unless `--no-pin`, the lock's `[[base]]` entry.
+#[allow(clippy::too_many_arguments)]
+fn record(
+    root: &Path,
+    store: &Store,
+    args: &BaseArgs,
+    base: Base,
+    sha512: String,
+    size: u64,
+    stored: PathBuf,
+    source: String,
+) -> Result<Made> {
     let idx = index(store, &args.name);
     std::fs::create_dir_all(idx.parent().unwrap())?;
     std::fs::write(&idx, format!("{sha512}\n"))?;
@@ -189,10 +274,7 @@ pub fn run(root: &Path, store: &Store, args: &BaseArgs) -> Result<Made> {
             sha512: sha512.clone(),
             size: Some(size),
             recipe: Some(base.recipe.clone()),
-            source: Some(format!(
-                "made by `cargo xtask base {}` from {mirror} ({} {})",
-                args.name, def.suite, def.description
-            )),
+            source: Some(source),
         });
         lock.save(&vendor)?;
         match before {

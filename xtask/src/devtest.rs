@@ -120,6 +120,26 @@ const TOOLS: &[Tool] = &[
         why: "runs the stand-ins as an unprivileged user",
     },
     Tool {
+        command: "qemu-system-x86_64",
+        package: "qemu-system-x86",
+        why: "boots the bootable disks (the boot tests, `cargo xtask vm`)",
+    },
+    Tool {
+        command: "/usr/share/OVMF/OVMF_CODE_4M.fd",
+        package: "ovmf",
+        why: "the UEFI firmware the bootable disks boot with",
+    },
+    Tool {
+        command: "mcopy",
+        package: "mtools",
+        why: "reads the bootable disk's ESP (FAT32) without mounting it",
+    },
+    Tool {
+        command: "mmdebstrap",
+        package: "mmdebstrap",
+        why: "makes the base the bootable disks are built from (`cargo xtask base`)",
+    },
+    Tool {
         command: "kubectl",
         package: "kubernetes-client",
         why: "reads the generated kubeconfigs",
@@ -129,6 +149,10 @@ const TOOLS: &[Tool] = &[
 /// Where a command is looked for: `PATH`, then the sbin directories a user's PATH often lacks.
 fn find(command: &str) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
+    if command.starts_with('/') {
+        // A file a package ships, not a command.
+        return Path::new(command).is_file().then(|| command.into());
+    }
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain(["/usr/local/sbin", "/usr/sbin", "/sbin"].map(PathBuf::from))
@@ -172,9 +196,117 @@ fn install(tools: &[&Tool]) -> Result<()> {
         Ok(())
     };
     apt(&["update", "-q"])?;
-    let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
-    args.extend(packages);
-    apt(&args)
+    let bookworm = std::fs::read_to_string("/etc/os-release")
+        .is_ok_and(|r| r.lines().any(|l| l == "VERSION_CODENAME=bookworm"));
+    let (backported, plain): (Vec<&str>, Vec<&str>) = packages
+        .into_iter()
+        .partition(|p| bookworm && *p == "qemu-system-x86");
+    if !plain.is_empty() {
+        let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
+        args.extend(plain);
+        apt(&args)?;
+    }
+    if !backported.is_empty() {
+        qemu_from_backports()?;
+    }
+    Ok(())
+}
+
+/// On bookworm, QEMU from bookworm-backports: bookworm's 7.2 conflicts with the backported
+/// qemu-utils these machines have, and is older than the UEFI boot needs. A private sources
+/// list, so that nothing in the machine's apt configuration changes.
+fn qemu_from_backports() -> Result<()> {
+    let sources =
+        std::fs::read_to_string("/etc/apt/sources.list.d/debian.sources").unwrap_or_default();
+    let mirror = sources
+        .lines()
+        .find_map(|l| l.strip_prefix("URIs:"))
+        .and_then(|u| u.split_whitespace().next())
+        .unwrap_or("http://deb.debian.org/debian")
+        .to_owned();
+    let dir = tempfile::tempdir().context("cannot make a directory for apt")?;
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("lists/partial"))?;
+    std::fs::create_dir_all(d.join("archives/partial"))?;
+    let list: String = ["bookworm", "bookworm-updates", "bookworm-backports"]
+        .iter()
+        .map(|s| {
+            format!(
+                "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] {mirror} {s} main\n"
+            )
+        })
+        .collect();
+    std::fs::write(d.join("sources.list"), list)?;
+    let opts = [
+        format!("Dir::Etc::sourcelist={}", d.join("sources.list").display()),
+        "Dir::Etc::sourceparts=-".to_owned(),
+        format!("Dir::State::lists={}", d.join("lists").display()),
+        format!("Dir::Cache::archives={}", d.join("archives").display()),
+    ];
+    let apt = |args: &[&str]| -> Result<()> {
+        let mut cmd = Command::new("apt-get");
+        for o in &opts {
+            cmd.args(["-o", o]);
+        }
+        let status = cmd
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .context("cannot run apt-get")?;
+        anyhow::ensure!(
+            status.success(),
+            "apt-get {} failed ({status})",
+            args.join(" ")
+        );
+        Ok(())
+    };
+    eprintln!("cargo xtask test: installing qemu-system-x86 from bookworm-backports");
+    apt(&["update", "-q"])?;
+    apt(&[
+        "install",
+        "-y",
+        "-q",
+        "--no-install-recommends",
+        "qemu-system-x86/bookworm-backports",
+        "qemu-system-common/bookworm-backports",
+        "qemu-system-data/bookworm-backports",
+        "seabios/bookworm-backports",
+        "libbrlapi0.8/bookworm-backports",
+    ])
+}
+
+/// The base the project's profiles name; the boot tests build bootable disks from it.
+const BASE: &str = "debian-trixie";
+/// How the suite tells the boot tests where the base tarball is.
+const BASE_ENV: &str = "KUBEMINT_TEST_BASE";
+
+/// The base tarball in the store, made first (mmdebstrap from the Debian mirror, about 2
+/// minutes, once per machine) when the store has none. The boot tests pin it in their own
+/// temporary projects: a base is reproducible only within one mirror state, so the checkout's
+/// lock does not pin one for everybody.
+fn ensure_base(root: &Path) -> Result<PathBuf> {
+    let find = || {
+        let stores = crate::stores(root, None);
+        let index = crate::base::index(&stores.bases, BASE);
+        let sha512 = std::fs::read_to_string(index).ok()?;
+        stores.bases.find(sha512.trim())
+    };
+    if let Some(found) = find() {
+        return Ok(found);
+    }
+    eprintln!("cargo xtask test: no {BASE} base in the store; making it (once per machine)");
+    let exe = std::env::current_exe().context("cannot find the xtask binary")?;
+    let status = Command::new(exe)
+        .arg("-C")
+        .arg(root)
+        .args(["base", BASE, "--no-pin"])
+        .status()
+        .context("cannot run `xtask base`")?;
+    anyhow::ensure!(
+        status.success(),
+        "`cargo xtask base {BASE} --no-pin` failed ({status}); the boot tests need it"
+    );
+    find().with_context(|| format!("`cargo xtask base {BASE}` left no base in the store"))
 }
 
 pub fn run(root: &Path, args: &TestArgs) -> Result<ExitCode> {
@@ -212,8 +344,10 @@ pub fn run(root: &Path, args: &TestArgs) -> Result<ExitCode> {
         eprintln!("cargo xtask test: every tool the suite needs is installed");
         return Ok(ExitCode::SUCCESS);
     }
+    let base = ensure_base(root)?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(&cargo)
+        .env(BASE_ENV, &base)
         .args(["test", "--workspace", "--locked"])
         .args(&args.args)
         .current_dir(root)

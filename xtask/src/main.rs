@@ -227,9 +227,10 @@ struct UnpinArgs {
 
 #[derive(Args, Debug)]
 struct PinArgs {
-    /// Release name to record, e.g. v1.14.2 or my-patched-1.14
+    /// Release name to record, e.g. v1.14.2 or my-patched-1.14; or a base's name (a definition
+    /// in images/bases/, e.g. debian-trixie) to pin a base made elsewhere by `cargo xtask base`
     release: String,
-    /// The local kubernetes-server tarball
+    /// The local kubernetes-server tarball (or base tarball)
     #[arg(long, value_name = "PATH")]
     file: PathBuf,
     /// A URL to fetch it from later (repeatable; default: keep the lock's)
@@ -454,6 +455,21 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 }
             }
         }
+        Command::Pin(args) if root.join("images/bases").join(&args.release).is_dir() => {
+            // A base definition's name: the tarball is a base made elsewhere.
+            let made = base::run(
+                &root,
+                &stores.bases,
+                &base::BaseArgs {
+                    name: args.release,
+                    mirror: None,
+                    no_pin: false,
+                    file: Some(cwd.join(args.file)),
+                    json: args.json,
+                },
+            )?;
+            print_base(&made, args.json)?;
+        }
         Command::Pin(args) => {
             let pinned = pin::pin(
                 &pin::Options {
@@ -496,18 +512,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         }
         Command::Base(args) => {
             let made = base::run(&root, &stores.bases, &args)?;
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&made)?);
-            } else {
-                println!(
-                    "{}: sha512 {} ({} bytes) -> {}; in vendor/releases.toml: {}",
-                    made.name,
-                    made.sha512,
-                    made.size,
-                    made.store.display(),
-                    made.pinned
-                );
-            }
+            print_base(&made, args.json)?;
         }
         Command::Vm(args) => {
             let selected = Selected {
@@ -572,6 +577,22 @@ fn bench(root: &Path, opts: &bench_options::BenchOptions) -> Result<std::process
         .status()
         .with_context(|| format!("cannot run {}", Path::new(&cargo).display()))?;
     Ok(exit_code(status))
+}
+
+fn print_base(made: &base::Made, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(made)?);
+    } else {
+        println!(
+            "{}: sha512 {} ({} bytes) -> {}; in vendor/releases.toml: {}",
+            made.name,
+            made.sha512,
+            made.size,
+            made.store.display(),
+            made.pinned
+        );
+    }
+    Ok(())
 }
 
 fn exit_code(status: std::process::ExitStatus) -> std::process::ExitCode {

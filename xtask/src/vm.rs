@@ -46,6 +46,10 @@ pub struct VmArgs {
     /// Keep the VM's directory (its disk, console log, report) and say where
     #[arg(long)]
     pub keep: bool,
+    /// Boot this disk file instead of a throwaway copy: made from the built disk when it does not
+    /// exist, kept after; running again with it reboots the same machine (state, placed secrets)
+    #[arg(long, value_name = "FILE")]
+    pub machine: Option<PathBuf>,
 }
 
 /// What the guest reported, and what the host measured.
@@ -256,26 +260,85 @@ pub fn boot(
     planned: &Planned,
 ) -> Result<Report> {
     let (code, vars) = firmware()?;
-    let copy = work.join("disk.raw");
-    let status = Command::new("cp")
-        .args(["--sparse=always"])
-        .arg(disk)
-        .arg(&copy)
-        .status()
-        .context("cannot copy the disk")?;
-    ensure!(status.success(), "cannot copy {}", disk.display());
-    // Room for the state partition systemd-repart makes at first boot.
-    let f = std::fs::OpenOptions::new().write(true).open(&copy)?;
-    f.set_len(f.metadata()?.len() + (4 << 30))?;
-    drop(f);
-    let vars_copy = work.join("vars.fd");
-    std::fs::copy(&vars, &vars_copy)?;
-    let console = work.join("console.log");
-    let report_file = work.join("report.json");
+    let copy = args
+        .machine
+        .clone()
+        .unwrap_or_else(|| work.join("disk.raw"));
+    if copy.exists() {
+        eprintln!(
+            "vm {}: rebooting the machine in {}",
+            args.profile,
+            copy.display()
+        );
+    } else {
+        let status = Command::new("cp")
+            .args(["--sparse=always"])
+            .arg(disk)
+            .arg(&copy)
+            .status()
+            .context("cannot copy the disk")?;
+        ensure!(
+            status.success(),
+            "cannot copy {} to {}",
+            disk.display(),
+            copy.display()
+        );
+        // Room for the state partition systemd-repart makes at first boot.
+        let f = std::fs::OpenOptions::new().write(true).open(&copy)?;
+        f.set_len(f.metadata()?.len() + (4 << 30))?;
+        drop(f);
+    }
     let guest_wait = args.timeout.saturating_sub(60).max(60);
     let (unit, script) = reporter(planned, &args.profile, guest_wait)?;
+    let mut accel = if kvm() { "kvm" } else { "tcg" };
+    loop {
+        match run_qemu(
+            accel,
+            &code,
+            &vars,
+            &copy,
+            work,
+            credentials,
+            args,
+            &unit,
+            &script,
+        )? {
+            Some(report) => return Ok(report),
+            None => {
+                // /dev/kvm opened, but the guest never wrote a byte: nested virtualisation that
+                // does not run (seen on cloud machines). Start again, emulated.
+                eprintln!(
+                    "vm {}: KVM started but the guest printed nothing in {} s; booting again with TCG (set KUBEMINT_VM_TCG=1 to skip KVM)",
+                    args.profile,
+                    KVM_SILENCE.as_secs()
+                );
+                accel = "tcg";
+            }
+        }
+    }
+}
+
+/// How long a KVM guest may stay silent on its console before KVM is deemed not to work.
+const KVM_SILENCE: Duration = Duration::from_secs(20);
+
+/// One QEMU run: the report, or `None` when KVM was used and the guest never printed anything.
+#[allow(clippy::too_many_arguments)]
+fn run_qemu(
+    accel: &str,
+    code: &Path,
+    vars: &Path,
+    copy: &Path,
+    work: &Path,
+    credentials: &[(String, Vec<u8>)],
+    args: &VmArgs,
+    unit: &str,
+    script: &str,
+) -> Result<Option<Report>> {
+    let vars_copy = work.join("vars.fd");
+    std::fs::copy(vars, &vars_copy)?;
+    let console = work.join("console.log");
+    let report_file = work.join("report.json");
     let mut cmd = Command::new("qemu-system-x86_64");
-    let accel = if kvm() { "kvm" } else { "tcg" };
     cmd.args(["-machine", &format!("q35,accel={accel}")])
         .args(["-m", &args.memory.to_string(), "-smp", "2"])
         .arg("-drive")
@@ -306,13 +369,13 @@ pub fn boot(
     let mut creds: Vec<(String, Vec<u8>)> = credentials.to_vec();
     creds.push((
         "systemd.extra-unit.kubemint-vm-report.service".into(),
-        unit.into_bytes(),
+        unit.as_bytes().to_vec(),
     ));
     creds.push((
         "systemd.unit-dropin.multi-user.target~kubemint-vm".into(),
         b"[Unit]\nWants=kubemint-vm-report.service\n".to_vec(),
     ));
-    creds.push(("kubemint-vm.report".into(), script.into_bytes()));
+    creds.push(("kubemint-vm.report".into(), script.as_bytes().to_vec()));
     for (name, value) in &creds {
         cmd.arg("-smbios").arg(format!(
             "type=11,value=io.systemd.credential.binary:{name}={}",
@@ -334,6 +397,14 @@ pub fn boot(
             break status;
         }
         let elapsed = started.elapsed();
+        if accel == "kvm"
+            && elapsed > KVM_SILENCE
+            && std::fs::metadata(&console).map_or(0, |m| m.len()) == 0
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(None);
+        }
         if elapsed > deadline {
             let _ = child.kill();
             let _ = child.wait();
@@ -372,7 +443,7 @@ pub fn boot(
         .with_context(|| format!("the VM's report is not JSON: {line}"))?;
     report.wall_seconds = wall;
     report.console = console;
-    Ok(report)
+    Ok(Some(report))
 }
 
 pub fn run(
@@ -411,7 +482,17 @@ pub fn run(
         .prefix("kubemint-vm.")
         .tempdir_in(parent)
         .context("cannot make the VM's directory")?;
-    let report = boot(disk, work.path(), &credentials, args, planned)?;
+    let report = match boot(disk, work.path(), &credentials, args, planned) {
+        Ok(report) => report,
+        Err(e) => {
+            // The console log the error points at must outlive it.
+            let kept = work.keep();
+            return Err(e.context(format!(
+                "the VM's directory is kept for a post-mortem: {}",
+                kept.display()
+            )));
+        }
+    };
     let kept = args.keep.then(|| work.keep());
     Ok((report, kept))
 }

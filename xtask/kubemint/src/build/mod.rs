@@ -207,7 +207,7 @@ pub fn build(
                     "no bootable disk: base {name} is not pinned; make it with `cargo xtask base {name}` (or pin one made elsewhere: `cargo xtask pin {name} --file PATH`)"
                 ),
                 Some(b) => format!(
-                    "no bootable disk: base {name} (sha512 {}) is not in the store; make it with `cargo xtask base {name}` (or pin one: `cargo xtask pin {name} --file PATH`)",
+                    "no bootable disk: base {name} (sha512 {}) is not in the store; make it with `cargo xtask base {name}` (or pin one made elsewhere: `cargo xtask pin {name} --file PATH`)",
                     b.sha512
                 ),
             }),
