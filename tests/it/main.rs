@@ -17,6 +17,7 @@ mod profiles;
 mod reproducible;
 mod safety;
 mod snapshots;
+mod speed;
 mod standins;
 mod support;
 mod unit;
