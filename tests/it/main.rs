@@ -18,6 +18,7 @@ mod profiles;
 mod reproducible;
 mod safety;
 mod snapshots;
+mod speed;
 mod standins;
 mod support;
 mod unit;

@@ -79,6 +79,7 @@ fn two_builds_under_different_conditions_are_byte_identical() {
         .collect();
     let want = [
         "SHA256SUMS",
+        "build-key.json",
         "confexts",
         "confexts/kubemint-master-1.raw",
         "disk",

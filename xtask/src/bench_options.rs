@@ -17,6 +17,9 @@ pub struct BenchOptions {
     /// Keep the temporary project, the logs and the last run's outputs
     #[arg(long)]
     pub keep: bool,
+    /// Print the report as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
 }
 
 impl BenchOptions {
@@ -35,6 +38,9 @@ impl BenchOptions {
         }
         if self.keep {
             args.push("--keep".into());
+        }
+        if self.json {
+            args.push("--json".into());
         }
         args
     }

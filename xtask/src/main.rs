@@ -14,6 +14,7 @@ use kubemint::build::{self, summary};
 use kubemint::front::check::Severity;
 use kubemint::front::{self, EpochOverride, Planned, Request, Selection};
 use kubemint::inputs::{fetch, pin};
+use kubemint::pack::deflate::Threads;
 use kubemint::pack::oci::LayerCompression;
 use kubemint::upgrade;
 use kubemint::util::progress::Progress;
@@ -147,6 +148,12 @@ struct BuildImage {
     /// Print the summary as JSON on stdout
     #[arg(long)]
     json: bool,
+    /// Threads that compress (default: every core); the outputs are the same for any number
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
+    /// Rebuild profiles whose outputs are up to date too
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default, ValueEnum)]
@@ -337,6 +344,11 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 sample: args.sample,
                 store: stores.releases.clone(),
                 layer_compression: args.layer_compression.into(),
+                threads: Threads::new(match args.threads {
+                    Some(n) => usize::from(n),
+                    None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                }),
+                force: args.force,
             };
             let built = build::build(&planned, &opts, &progress)?;
             // Each note once, with the profiles it concerns.

@@ -3,6 +3,7 @@
 //! SHA256SUMS — staging every output of the build, then swapping them all into place
 //! ([`outputs`]), so a failed build leaves every previous output untouched.
 
+pub mod key;
 pub mod outputs;
 pub mod summary;
 
@@ -14,8 +15,10 @@ use crate::inputs::lock::Release;
 use crate::inputs::{self, InputError, Located};
 use crate::manifest::{Input, Manifest, Output};
 use crate::pack::boot::{self, BaseParts};
+use crate::pack::deflate::cache::ChunkCache;
+use crate::pack::deflate::{self, Threads};
 use crate::pack::oci::{self, LayerCache, LayerCompression};
-use crate::pack::{disk, installer, payload, squashfs};
+use crate::pack::{disk, installer, squashfs};
 use crate::tree::{self, Tree, TreeError};
 use crate::util::progress::Progress;
 use outputs::{OutputRoot, Staged};
@@ -39,6 +42,20 @@ pub struct Options {
     pub store: crate::inputs::store::Store,
     /// How OCI layers are stored.
     pub layer_compression: LayerCompression,
+    /// How many threads compress. No byte of any output depends on it.
+    pub threads: Threads,
+    /// Rebuild profiles whose outputs are up to date too.
+    pub force: bool,
+}
+
+/// Whether a profile's output was built by this build or already up to date.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Built and swapped in by this build.
+    Built,
+    /// Its output was built from the same inputs and is intact: nothing was written.
+    UpToDate,
 }
 
 /// One profile's finished build.
@@ -54,6 +71,8 @@ pub struct Built {
     pub manifest: Output,
     /// What the user should know of this build (e.g. why it has no bootable disk).
     pub notes: Vec<String>,
+    /// `built`, or `up-to-date` when nothing needed building.
+    pub status: Status,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -136,12 +155,12 @@ pub fn build(
         .map(|m| m.plan.profile.as_str())
         .collect();
     let root = OutputRoot::open(&opts.out_root, &profiles, progress)?;
-    let session = root.session();
 
-    // The inputs: each release the plans name, located (or generated) once.
+    // What each release and base is, by digest, without reading either: enough to know which
+    // outputs are up to date before anything is read or written.
     let source = if opts.sample {
         inputs::Source::Sample {
-            scratch: session.to_owned(),
+            scratch: root.session().to_owned(),
         }
     } else {
         inputs::Source::Store {
@@ -149,15 +168,79 @@ pub fn build(
             store: opts.store.clone(),
         }
     };
-    let located = source.locate(planned.releases())?;
+    let releases = source.identify(planned.releases())?;
+    let vendor = opts.root.join("vendor");
+    let mut bases: BTreeMap<String, Result<(String, PathBuf), String>> = BTreeMap::new();
+    for name in planned.masters.iter().filter_map(|m| m.plan.base.clone()) {
+        if bases.contains_key(&name) {
+            continue;
+        }
+        let pinned = crate::inputs::lock::Lock::load(&vendor)
+            .ok()
+            .and_then(|l| l.base(&name).cloned());
+        let found = pinned
+            .as_ref()
+            .and_then(|b| opts.store.find(&b.sha512).map(|p| (b.sha512.clone(), p)));
+        let found = found.ok_or_else(|| match pinned {
+            None => format!(
+                "no bootable disk: base {name} is not pinned; make it with `cargo xtask base {name}` (or pin one made elsewhere: `cargo xtask pin {name} --file PATH`)"
+            ),
+            Some(b) => format!(
+                "no bootable disk: base {name} (sha512 {}) is not in the store; make it with `cargo xtask base {name}` (or pin one: `cargo xtask pin {name} --file PATH`)",
+                b.sha512
+            ),
+        });
+        bases.insert(name, found);
+    }
+
+    // Each master's inputs and key; those whose output is intact and has the same key are
+    // done already.
+    let mut built: Vec<Option<Built>> = Vec::new();
+    let mut todo = Vec::new();
+    for (i, m) in planned.masters.iter().enumerate() {
+        let plan = &m.plan;
+        let release = &releases[&plan.release.name];
+        let base = plan.base.as_ref().and_then(|b| bases.get(b));
+        let inputs = inputs_of(m, planned, release, base, &opts.root);
+        let note = base.and_then(|b| b.as_ref().err()).map(String::as_str);
+        let key = key::key(plan, &inputs, note, opts.layer_compression);
+        let dir = root.path().join(&plan.profile);
+        match key::Record::up_to_date(&dir, &key).filter(|_| !opts.force) {
+            Some(record) => built.push(Some(Built {
+                profile: plan.profile.clone(),
+                release: plan.release.name.clone(),
+                sample: plan.sample,
+                dir,
+                files: record.entries,
+                outputs: record.outputs,
+                manifest: record.manifest,
+                notes: record.notes,
+                status: Status::UpToDate,
+            })),
+            None => {
+                built.push(None);
+                todo.push((i, inputs, key));
+            }
+        }
+    }
+    if todo.is_empty() {
+        return Ok(built.into_iter().flatten().collect());
+    }
+    let session = root.make_session()?;
+
+    // The inputs: each release the plans to build name, located (or generated) once.
+    let located = source.locate(
+        todo.iter()
+            .map(|(i, _, _)| planned.masters[*i].plan.release.name.as_str()),
+    )?;
 
     // One pass over each release tarball, for the members every plan on it needs.
     let mut spooled = BTreeMap::new();
     for Located { release, tarball } in &located {
         let name = &release.name;
-        let wanted: BTreeSet<String> = planned
-            .masters
+        let wanted: BTreeSet<String> = todo
             .iter()
+            .map(|(i, _, _)| &planned.masters[*i])
             .filter(|m| &m.plan.release.name == name)
             .flat_map(|m| m.plan.binaries.iter().map(|b| b.member.clone()))
             .collect();
@@ -169,101 +252,75 @@ pub fn build(
         spooled.insert(name.clone(), (release, members, size));
     }
 
-    // The base of the bootable disks, once per base, when the set names one and the store has
-    // it; without it every other output is built, and the note says how to get it.
-    let mut bases: BTreeMap<String, Result<BaseParts, String>> = BTreeMap::new();
-    for name in planned.masters.iter().filter_map(|m| m.plan.base.clone()) {
-        if bases.contains_key(&name) {
+    // The base of the bootable disks, once per base the masters to build name, when the store
+    // has it; without it every other output is built, and the note says how to get it.
+    let mut parts: BTreeMap<String, BaseParts> = BTreeMap::new();
+    for (i, _, _) in &todo {
+        let Some(name) = &planned.masters[*i].plan.base else {
+            continue;
+        };
+        let Some(Ok((sha512, tarball))) = bases.get(name) else {
+            continue;
+        };
+        if parts.contains_key(name) {
             continue;
         }
-        let vendor = opts.root.join("vendor");
-        let pinned = crate::inputs::lock::Lock::load(&vendor)
-            .ok()
-            .and_then(|l| l.base(&name).cloned());
-        let found = pinned
-            .as_ref()
-            .and_then(|b| opts.store.find(&b.sha512).map(|p| (b.sha512.clone(), p)));
-        let parts = match found {
-            Some((sha512, tarball)) => {
-                progress.step(&format!("reading base {name} ({})", tarball.display()));
-                // Kept beside the base's tarball, in the store that holds it.
-                let cache = boot::usr_cache_name(&sha512);
-                let beside = tarball
-                    .parent()
-                    .and_then(Path::parent)
-                    .map(|root| root.join("derived").join(&cache))
-                    .unwrap_or_else(|| opts.store.derived_path_for(&cache));
-                Ok(boot::prepare_base(
-                    &name,
-                    &tarball,
-                    &sha512,
-                    &session.join(format!("base-{name}")),
-                    (opts.store.derived(&cache), beside),
-                    progress,
-                )?)
-            }
-            None => Err(match pinned {
-                None => format!(
-                    "no bootable disk: base {name} is not pinned; make it with `cargo xtask base {name}` (or pin one made elsewhere: `cargo xtask pin {name} --file PATH`)"
-                ),
-                Some(b) => format!(
-                    "no bootable disk: base {name} (sha512 {}) is not in the store; make it with `cargo xtask base {name}` (or pin one made elsewhere: `cargo xtask pin {name} --file PATH`)",
-                    b.sha512
-                ),
-            }),
-        };
-        bases.insert(name, parts);
+        progress.step(&format!("reading base {name} ({})", tarball.display()));
+        // Kept beside the base's tarball, in the store that holds it.
+        let cache = boot::usr_cache_name(sha512);
+        let beside = tarball
+            .parent()
+            .and_then(Path::parent)
+            .map(|root| root.join("derived").join(&cache))
+            .unwrap_or_else(|| opts.store.derived_path_for(&cache));
+        let prepared = boot::prepare_base(
+            name,
+            tarball,
+            sha512,
+            &session.join(format!("base-{name}")),
+            (opts.store.derived(&cache), beside),
+            progress,
+        )?;
+        parts.insert(name.clone(), prepared);
     }
 
     let layers = session.join("layers");
     std::fs::create_dir(&layers).map_err(io_err(&layers))?;
     let mut cache = LayerCache::new(layers);
-    let mut packing = Packing {
-        compression: opts.layer_compression,
-        cache: &mut cache,
-    };
-    let mut built = Vec::new();
+    // Each release's binaries, compressed once for every master and output that carries them.
+    let mut chunks: BTreeMap<String, ChunkCache> = BTreeMap::new();
     let mut staged = Vec::new();
-    for m in &planned.masters {
+    for (i, inputs, key) in todo {
+        let m = &planned.masters[i];
         let plan = &m.plan;
         let (release, members, release_size) = &spooled[&plan.release.name];
         let tree = tree::from_plan(plan, members).map_err(|source| BuildError::Tree {
             profile: plan.profile.clone(),
             source,
         })?;
-        let mut inputs = vec![Input {
-            kind: "release".into(),
-            path: release.file.clone(),
-            sha256: None,
-            sha512: Some(release.sha512.clone()),
-        }];
-        let rel = |s: &Source, kind: &str| Input {
-            kind: kind.into(),
-            path: relative(&opts.root, &s.path),
-            sha256: Some(s.sha256.clone()),
-            sha512: None,
-        };
-        inputs.extend(m.profile.sources.iter().map(|s| rel(s, "profile")));
-        let image = &planned.images[&plan.image];
-        inputs.extend(
-            image
-                .sources
-                .iter()
-                .enumerate()
-                .map(|(i, s)| rel(s, if i == 0 { "image" } else { "template" })),
-        );
+        let compressed = session.join(format!("chunks-{}", plan.release.name));
+        if !chunks.contains_key(&plan.release.name) {
+            std::fs::create_dir(&compressed).map_err(io_err(&compressed))?;
+            progress.step(&format!(
+                "compressing the binaries of {}",
+                plan.release.name
+            ));
+        }
+        chunks
+            .entry(plan.release.name.clone())
+            .or_default()
+            .add_spooled(&tree, &compressed, opts.threads)
+            .map_err(|e| io_err(&compressed)(e.into()))?;
         progress.step(&format!("packing {}", plan.profile));
         let stage = session.join(format!("stage-{}", plan.profile));
         std::fs::create_dir(&stage).map_err(io_err(&stage))?;
-        let base = plan.base.as_ref().and_then(|b| bases.get(b));
-        if let Some(Ok(parts)) = base {
-            inputs.push(Input {
-                kind: "base".into(),
-                path: format!("{}.tar", parts.name),
-                sha256: None,
-                sha512: Some(parts.sha512.clone()),
-            });
-        }
+        let base = plan.base.as_ref().and_then(|b| parts.get(b));
+        let mut packing = Packing {
+            compression: opts.layer_compression,
+            cache: &mut cache,
+            chunks: Some(&chunks[&plan.release.name]),
+            threads: opts.threads,
+        };
         let (mut b, manifest_sha256) = write_outputs(
             plan,
             release,
@@ -272,12 +329,15 @@ pub fn build(
             inputs,
             &stage,
             &mut packing,
-            base.and_then(|b| b.as_ref().ok()),
+            base,
             progress,
         )?;
-        if let Some(Err(note)) = base {
+        if let Some(Err(note)) = plan.base.as_ref().and_then(|b| bases.get(b)) {
             b.notes.push(note.clone());
         }
+        key::Record::of(&stage, key, &b)
+            .and_then(|r| r.write(&stage))
+            .map_err(io_err(&stage))?;
         progress.check().map_err(io_err(&stage))?;
         staged.push(Staged {
             profile: plan.profile.clone(),
@@ -285,17 +345,61 @@ pub fn build(
             manifest_sha256,
         });
         b.dir = root.path().join(&plan.profile);
-        built.push(b);
+        built[i] = Some(b);
     }
     // Every output is ready: now, and only now, they replace the previous ones.
     root.swap_in(&staged)?;
-    Ok(built)
+    Ok(built.into_iter().flatten().collect())
+}
+
+/// What `m`'s build reads, as manifest.json lists it: the release, the profile's files, the
+/// image definition and templates, and the base when the store has it.
+fn inputs_of(
+    m: &crate::front::Master,
+    planned: &Planned,
+    release: &Release,
+    base: Option<&Result<(String, PathBuf), String>>,
+    root: &Path,
+) -> Vec<Input> {
+    let mut inputs = vec![Input {
+        kind: "release".into(),
+        path: release.file.clone(),
+        sha256: None,
+        sha512: Some(release.sha512.clone()),
+    }];
+    let rel = |s: &Source, kind: &str| Input {
+        kind: kind.into(),
+        path: relative(root, &s.path),
+        sha256: Some(s.sha256.clone()),
+        sha512: None,
+    };
+    inputs.extend(m.profile.sources.iter().map(|s| rel(s, "profile")));
+    let image = &planned.images[&m.plan.image];
+    inputs.extend(
+        image
+            .sources
+            .iter()
+            .enumerate()
+            .map(|(i, s)| rel(s, if i == 0 { "image" } else { "template" })),
+    );
+    if let (Some(name), Some(Ok((sha512, _)))) = (&m.plan.base, base) {
+        inputs.push(Input {
+            kind: "base".into(),
+            path: format!("{name}.tar"),
+            sha256: None,
+            sha512: Some(sha512.clone()),
+        });
+    }
+    inputs
 }
 
 /// What packers share across the profiles of one build.
 struct Packing<'a> {
     compression: LayerCompression,
     cache: &'a mut LayerCache,
+    /// The release's binaries, compressed.
+    chunks: Option<&'a ChunkCache>,
+    threads: Threads,
 }
 
 /// Writes payload, installer, OCI layout and archive, manifest.json and SHA256SUMS into `dir`
@@ -313,10 +417,14 @@ fn write_outputs(
     progress: &Progress,
 ) -> Result<(Built, String), BuildError> {
     // The three packers read the same tree and write different files: run them side by side.
+    let how = squashfs::Options {
+        threads: packing.threads,
+        cache: packing.chunks,
+    };
     let (installer, oci, disk) = std::thread::scope(|s| {
-        let installer = s.spawn(|| write_payload_and_installer(plan, tree, dir, progress));
+        let installer = s.spawn(|| write_payload_and_installer(plan, tree, dir, &how, progress));
         let oci = s.spawn(|| write_oci(plan, release, tree, dir, packing, progress));
-        let disk = write_disk_images(plan, tree, dir, base, progress);
+        let disk = write_disk_images(plan, tree, dir, base, &how, progress);
         let installer = installer
             .join()
             .unwrap_or_else(|p| std::panic::resume_unwind(p));
@@ -371,6 +479,7 @@ fn write_outputs(
             outputs,
             manifest: manifest_row,
             notes: Vec::new(),
+            status: Status::Built,
         },
         manifest_sha256,
     ))
@@ -381,6 +490,7 @@ fn write_payload_and_installer(
     plan: &Plan,
     tree: &Tree,
     dir: &Path,
+    how: &squashfs::Options<'_>,
     progress: &Progress,
 ) -> Result<Vec<Output>, BuildError> {
     let payload_name = format!("{}.tar.gz", plan.profile);
@@ -388,7 +498,8 @@ fn write_payload_and_installer(
     let bar = progress.bar(&payload_name, Some(tree.content_size()));
     let file = BufWriter::with_capacity(1 << 20, create(&payload_path)?);
     let (file, written) =
-        payload::write_tar_gz(tree, plan.epoch, file, &bar).map_err(io_err(&payload_path))?;
+        deflate::tar::write_tar_gz(tree, plan.epoch, file, how.cache, how.threads, &bar)
+            .map_err(|e| io_err(&payload_path)(e.into()))?;
     finish_file(file, &payload_path)?;
     bar.finish();
     let payload = Output {
@@ -434,6 +545,8 @@ fn write_oci(
         packing.compression,
         &layout,
         packing.cache,
+        packing.chunks,
+        packing.threads,
         progress,
     )
     .map_err(io_err(&layout))?;
@@ -477,6 +590,7 @@ fn write_disk_images(
     tree: &Tree,
     dir: &Path,
     base: Option<&BaseParts>,
+    how: &squashfs::Options<'_>,
     progress: &Progress,
 ) -> Result<(Vec<Output>, disk::Ddi, Option<disk::Ddi>), BuildError> {
     progress.step(&format!("writing the disk images of {}", plan.profile));
@@ -491,8 +605,8 @@ fn write_disk_images(
         let folder = dir.join(sub);
         std::fs::create_dir(&folder).map_err(io_err(&folder))?;
         let path = folder.join(&name);
-        let (size, sha256) =
-            squashfs::squashfs_file(&part, "/", plan.epoch, &path).map_err(io_err(&path))?;
+        let (size, sha256) = squashfs::squashfs_file_with(&part, "/", plan.epoch, &path, how)
+            .map_err(|e| io_err(&path)(e.into()))?;
         outputs.push(Output {
             kind: kind.into(),
             path: format!("{sub}/{name}"),

@@ -61,8 +61,8 @@ const SESSION: &str = ".kubemint-session.";
 /// The journal of the swaps in progress.
 const JOURNAL: &str = ".kubemint-swap.json";
 
-/// An output root, locked for this build, with this build's session directory in it (removed
-/// when this is dropped).
+/// An output root, locked for this build, with this build's session directory in it once it is
+/// made (removed when this is dropped).
 #[derive(Debug)]
 pub struct OutputRoot {
     path: PathBuf,
@@ -132,15 +132,22 @@ impl OutputRoot {
         };
         root.recover()?;
         root.clean()?;
-        fs::create_dir_all(&root.session).map_err(io_err(&root.session))?;
         Ok(root)
+    }
+
+    /// Makes this build's session directory, once there is something to write: a build with
+    /// every output up to date never makes one, and so writes nothing into the root.
+    pub fn make_session(&self) -> Result<&Path, OutputError> {
+        fs::create_dir_all(&self.session).map_err(io_err(&self.session))?;
+        Ok(&self.session)
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// This build's scratch directory (same file system as the outputs).
+    /// This build's scratch directory (same file system as the outputs), once
+    /// [`OutputRoot::make_session`] made it.
     pub fn session(&self) -> &Path {
         &self.session
     }

@@ -1,6 +1,6 @@
 //! What `build-image` prints: per profile, each output with its size and sha256.
 
-use crate::build::Built;
+use crate::build::{Built, Status};
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -24,10 +24,14 @@ pub fn table(built: &[Built], cwd: &Path) -> String {
     let mut out = String::new();
     for b in built {
         let dir = b.dir.strip_prefix(cwd).unwrap_or(&b.dir);
+        let status = match b.status {
+            Status::Built => "",
+            Status::UpToDate => ": up to date",
+        };
         if b.sample {
             let _ = writeln!(
                 out,
-                "{} (SAMPLE release {}: stand-in binaries, not a real master) -> {}/",
+                "{} (SAMPLE release {}: stand-in binaries, not a real master) -> {}/{status}",
                 b.profile,
                 b.release,
                 dir.display()
@@ -35,7 +39,7 @@ pub fn table(built: &[Built], cwd: &Path) -> String {
         } else {
             let _ = writeln!(
                 out,
-                "{} (release {}) -> {}/",
+                "{} (release {}) -> {}/{status}",
                 b.profile,
                 b.release,
                 dir.display()

@@ -140,7 +140,7 @@ impl Manifest {
             generator: Generator {
                 name: crate::GENERATOR.to_owned(),
                 version: crate::VERSION.to_owned(),
-                compressor: crate::pack::payload::COMPRESSOR.to_owned(),
+                compressor: crate::pack::deflate::tar::COMPRESSOR.to_owned(),
                 squashfs: crate::pack::squashfs::SQUASHFS.to_owned(),
             },
             files: file_rows(tree),

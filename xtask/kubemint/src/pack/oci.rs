@@ -5,6 +5,8 @@
 
 use crate::front::plan::Plan;
 use crate::inputs::lock::Release;
+use crate::pack::deflate::Threads;
+use crate::pack::deflate::cache::ChunkCache;
 use crate::pack::{installer, payload};
 use crate::tree::Tree;
 use crate::util::canonical;
@@ -94,7 +96,10 @@ impl LayerCache {
     }
 }
 
-/// Writes the image layout of `plan`'s `tree` into `dir` (which must not exist).
+/// Writes the image layout of `plan`'s `tree` into `dir` (which must not exist). gzip layers
+/// are compressed on `threads` threads in chunks, the binaries' taken from `chunks` when it
+/// holds them: the same bytes either way.
+#[allow(clippy::too_many_arguments)]
 pub fn write_layout(
     plan: &Plan,
     release: &Release,
@@ -102,6 +107,8 @@ pub fn write_layout(
     compression: LayerCompression,
     dir: &Path,
     cache: &mut LayerCache,
+    chunks: Option<&ChunkCache>,
+    threads: Threads,
     progress: &Progress,
 ) -> io::Result<Image> {
     let blobs = dir.join("blobs").join("sha256");
@@ -157,6 +164,7 @@ pub fn write_layout(
                     role,
                     created_by,
                     &cache.dir,
+                    (chunks, threads),
                     progress,
                 )?;
                 fs::copy(&path, blobs.join(&layer.digest["sha256:".len()..]))?;
@@ -259,6 +267,7 @@ fn blob(blobs: &Path, bytes: &[u8]) -> io::Result<(String, u64)> {
     Ok((format!("sha256:{hex}"), bytes.len() as u64))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn write_layer(
     tree: &Tree,
     epoch: Epoch,
@@ -266,6 +275,7 @@ fn write_layer(
     role: &str,
     created_by: String,
     dir: &Path,
+    (chunks, threads): (Option<&ChunkCache>, Threads),
     progress: &Progress,
 ) -> io::Result<(PathBuf, Layer)> {
     let temp = tempfile::Builder::new()
@@ -274,7 +284,9 @@ fn write_layer(
     let bar = progress.bar(&format!("{role} layer"), Some(tree.content_size()));
     let out = BufWriter::with_capacity(1 << 20, temp.reopen()?);
     let (out, w) = match compression {
-        LayerCompression::Gzip => payload::write_tar_gz(tree, epoch, out, &bar)?,
+        LayerCompression::Gzip => {
+            crate::pack::deflate::tar::write_tar_gz(tree, epoch, out, chunks, threads, &bar)?
+        }
         LayerCompression::None => payload::write_tar_hashed(tree, epoch, out, &bar)?,
     };
     out.into_inner().map_err(|e| e.into_error())?.sync_all()?;

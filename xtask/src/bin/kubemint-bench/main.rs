@@ -1,6 +1,8 @@
-//! `kubemint-bench`, run by `cargo xtask bench`: builds a master from a synthetic full-size
-//! release and compares time and peak memory with a shell baseline doing the same work (GNU
-//! tar, gzip -n, sha256sum, mksquashfs, sfdisk), measured in the same run. A binary of its own,
+//! `kubemint-bench`, run by `cargo xtask bench`: builds masters from a synthetic full-size
+//! release — one master cold, three masters cold, the three again with nothing changed — and
+//! compares time and peak memory with a shell baseline doing the same work (GNU tar, gzip -n,
+//! sha256sum, mksquashfs, sfdisk) and with the machine's floor (inflate and sha512 the release,
+//! deflate its binaries once on every core), all measured in the same run. A binary of its own,
 //! outside the library: it times child processes and reads their resource usage.
 
 use anyhow::{Context, Result, bail, ensure};
@@ -25,6 +27,8 @@ use std::time::Instant;
 /// The lock entry the synthetic release is pinned under, in the temporary project.
 const RELEASE: &str = "bench-synthetic";
 const PROFILE: &str = "master-1";
+/// The masters of the three-master scenarios.
+const PROFILES: [&str; 3] = ["master-1", "master-2", "master-3"];
 /// The baseline's stand-in for the installer script kubemint renders (a few KiB of text).
 const HEADER: &str = "#!/bin/sh\n# kubemint bench: stand-in for the installer script\nexit 1\n";
 /// The baseline's tools that a base system may lack, and where they come from.
@@ -87,6 +91,15 @@ impl Measured {
     }
 }
 
+/// What is timed: kubemint's command, and the baseline doing the same outputs.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// `one master, cold`, …
+    pub name: String,
+    pub kubemint: Measured,
+    pub baseline: Measured,
+}
+
 #[derive(Clone, Debug)]
 pub struct Report {
     pub scale: f64,
@@ -95,11 +108,124 @@ pub struct Report {
     /// Hardware and tool versions, one line each.
     pub notes: Vec<String>,
     pub baseline_script: String,
-    pub kubemint: Measured,
-    pub baseline: Measured,
+    /// One master cold, three masters cold, three masters with nothing changed.
+    pub scenarios: Vec<Scenario>,
+    /// The floor: inflate and sha512 the release, deflate its binaries once on every core.
+    pub floor: Measured,
     /// Size of each output in the last run: (name, kubemint's, the baseline's).
     pub outputs: Vec<(String, u64, u64)>,
     pub kept: Option<PathBuf>,
+}
+
+/// The scenarios' names, in the report's order.
+const ONE: &str = "one master, cold";
+const THREE: &str = "three masters, cold";
+const AGAIN: &str = "three, no change";
+
+impl Report {
+    fn scenario(&self, name: &str) -> Option<&Scenario> {
+        self.scenarios.iter().find(|s| s.name == name)
+    }
+
+    /// The largest peak RSS of any kubemint command.
+    fn peak_rss(&self) -> u64 {
+        let rss = self.scenarios.iter().map(|s| s.kubemint.peak_rss);
+        rss.max().unwrap_or(0)
+    }
+
+    /// The issue's goals: (what, measured, goal, met).
+    pub fn goals(&self) -> Vec<(String, String, String, bool)> {
+        let mut goals = Vec::new();
+        let (Some(one), Some(three), Some(again)) = (
+            self.scenario(ONE),
+            self.scenario(THREE),
+            self.scenario(AGAIN),
+        ) else {
+            return goals;
+        };
+        let one_k = one.kubemint.median();
+        let mut ratio = |what: &str, value: f64, goal: f64| {
+            let text = format!("{value:.2}x");
+            goals.push((what.to_owned(), text, format!("<= {goal}x"), value <= goal));
+        };
+        ratio("one master / baseline", one_k / one.baseline.median(), 0.25);
+        ratio("one master / floor", one_k / self.floor.median(), 1.5);
+        ratio(
+            "three masters / one master",
+            three.kubemint.median() / one_k,
+            1.15,
+        );
+        let noop = again.kubemint.median();
+        goals.push((
+            "no-change rebuild of three".into(),
+            format!("{noop:.3} s"),
+            "<= 0.5 s".into(),
+            noop <= 0.5,
+        ));
+        let rss = self.peak_rss();
+        goals.push((
+            "peak RSS".into(),
+            human(rss),
+            "<= 256 MiB".into(),
+            rss <= 256 << 20,
+        ));
+        goals
+    }
+
+    /// The report as JSON: every figure in seconds and bytes, ratios as numbers.
+    pub fn to_json(&self) -> serde_json::Value {
+        let measured = |m: &Measured| {
+            serde_json::json!({
+                "wall_s": m.wall,
+                "min_s": m.min(),
+                "median_s": m.median(),
+                "peak_rss_bytes": m.peak_rss,
+            })
+        };
+        let floor = self.floor.median();
+        let scenarios: Vec<serde_json::Value> = self
+            .scenarios
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "name": s.name,
+                    "kubemint": measured(&s.kubemint),
+                    "baseline": measured(&s.baseline),
+                    "ratio_to_baseline": s.kubemint.median() / s.baseline.median(),
+                    "ratio_to_floor": s.kubemint.median() / floor,
+                })
+            })
+            .collect();
+        let goals: Vec<serde_json::Value> = self
+            .goals()
+            .into_iter()
+            .map(|(what, value, goal, met)| {
+                serde_json::json!({ "what": what, "measured": value, "goal": goal, "met": met })
+            })
+            .collect();
+        let outputs: Vec<serde_json::Value> = self
+            .outputs
+            .iter()
+            .map(|(name, ours, theirs)| {
+                serde_json::json!({ "output": name, "kubemint_bytes": ours, "baseline_bytes": theirs })
+            })
+            .collect();
+        serde_json::json!({
+            "scale": self.scale,
+            "release_bytes": self.release_size,
+            "runs": self.floor.wall.len(),
+            "notes": self.notes,
+            "floor": {
+                "what": "inflate and sha512 the release tarball in one pass, then deflate its binaries once on every core",
+                "wall_s": self.floor.wall,
+                "median_s": floor,
+            },
+            "scenarios": scenarios,
+            "peak_rss_bytes": self.peak_rss(),
+            "goals": goals,
+            "outputs": outputs,
+        })
+    }
 }
 
 /// A temporary project with the synthetic release pinned in it, and the baseline's inputs.
@@ -112,6 +238,10 @@ pub struct Setup {
     /// The profile's rendered files and links, which the baseline copies into its tree.
     pub skeleton: PathBuf,
     pub header: PathBuf,
+    /// Every master of [`PROFILES`]: its plan and skeleton (the first is `plan`, `skeleton`).
+    pub masters: Vec<(Plan, PathBuf)>,
+    /// The binaries' members in the tarball, for the floor.
+    pub members: BTreeSet<String>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -122,8 +252,13 @@ fn main() -> std::process::ExitCode {
         Progress::hidden()
     };
     match run(&opts.project, &opts.xtask, &opts.bench, &progress) {
+        Ok(report) if opts.bench.json => {
+            let text = serde_json::to_string_pretty(&report.to_json()).unwrap_or_default();
+            println!("{text}");
+            std::process::ExitCode::SUCCESS
+        }
         Ok(report) => {
-            print!("{report}");
+            print!("{}", format_report(&report));
             std::process::ExitCode::SUCCESS
         }
         Err(e) => {
@@ -133,7 +268,7 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-pub fn run(root: &Path, xtask: &Path, opts: &BenchOptions, progress: &Progress) -> Result<String> {
+pub fn run(root: &Path, xtask: &Path, opts: &BenchOptions, progress: &Progress) -> Result<Report> {
     let valid = opts.scale.is_finite() && opts.scale > 0.0;
     ensure!(valid, "--scale must be positive");
     ensure!(opts.runs >= 1, "--runs must be at least 1");
@@ -148,50 +283,165 @@ pub fn run(root: &Path, xtask: &Path, opts: &BenchOptions, progress: &Progress) 
         .tempdir_in(&base);
     let work = work.with_context(|| show(&base))?;
     let setup = prepare(root, work.path(), opts.scale, progress)?;
-    let (mut kubemint, mut baseline) = (Measured::default(), Measured::default());
+    let mut scenarios: Vec<Scenario> = [ONE, THREE, AGAIN]
+        .iter()
+        .map(|name| Scenario {
+            name: (*name).to_owned(),
+            kubemint: Measured::default(),
+            baseline: Measured::default(),
+        })
+        .collect();
+    let mut floor = Measured::default();
     let mut outputs = Vec::new();
-    // Runs alternate kubemint, baseline, so that drift (clock, page cache) hits both alike.
+    let nproc = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Each run times, in turn: kubemint on one master and the baseline on it, kubemint on three
+    // and the baseline on three, kubemint on the three again (nothing changed), the floor; so
+    // drift (clock, page cache) hits all alike.
     for i in 0..opts.runs {
         let step = |what: &str| progress.step(&format!("run {}/{}: {what}", i + 1, opts.runs));
-        step("kubemint build-image");
-        let out = work.path().join(format!("kubemint-{i}"));
-        let mut cmd = Command::new(xtask);
-        cmd.arg("-C").arg(&setup.project).arg("build-image");
-        cmd.args([PROFILE, "--release", RELEASE, "--out"]).arg(&out);
-        // The baseline uses the profile's epoch; so must kubemint.
-        cmd.env_remove("SOURCE_DATE_EPOCH");
-        let payload = out.join(PROFILE).join(format!("{PROFILE}.tar.gz"));
-        let log = work.path().join(format!("kubemint-{i}.log"));
-        measure(&mut kubemint, &mut cmd, &payload, &log)?;
-        step("shell baseline");
-        let dir = work.path().join(format!("baseline-{i}"));
+        let build = |profiles: &[&str], out: &Path| {
+            let mut cmd = Command::new(xtask);
+            cmd.arg("-C").arg(&setup.project).arg("build-image");
+            cmd.args(profiles)
+                .args(["--release", RELEASE, "--out"])
+                .arg(out);
+            // The baseline uses the profiles' epoch; so must kubemint.
+            cmd.env_remove("SOURCE_DATE_EPOCH");
+            cmd
+        };
+        let payload = |out: &Path| out.join(PROFILE).join(format!("{PROFILE}.tar.gz"));
+        let log = |name: &str| work.path().join(format!("{name}-{i}.log"));
+
+        step("kubemint, one master");
+        let one = work.path().join(format!("kubemint-one-{i}"));
+        let m = &mut scenarios[0].kubemint;
+        measure(
+            m,
+            &mut build(&[PROFILE], &one),
+            &payload(&one),
+            &log("kubemint-one"),
+        )?;
+        step("shell baseline, one master");
+        let dir = work.path().join(format!("baseline-one-{i}"));
         fs::create_dir(&dir).with_context(|| show(&dir))?;
-        let payload = dir.join("payload.tar.gz");
-        let log = work.path().join(format!("baseline-{i}.log"));
-        let mut cmd = baseline_command(&setup, &dir);
-        measure(&mut baseline, &mut cmd, &payload, &log)?;
+        let (m, bpayload) = (&mut scenarios[0].baseline, dir.join("payload.tar.gz"));
+        measure(
+            m,
+            &mut baseline_command(&setup, &dir),
+            &bpayload,
+            &log("baseline-one"),
+        )?;
         if i + 1 == opts.runs {
-            outputs = output_sizes(&out.join(PROFILE), &dir)?;
+            outputs = output_sizes(&one.join(PROFILE), &dir)?;
         }
+
+        step("kubemint, three masters");
+        let three = work.path().join(format!("kubemint-three-{i}"));
+        let m = &mut scenarios[1].kubemint;
+        measure(
+            m,
+            &mut build(&PROFILES, &three),
+            &payload(&three),
+            &log("kubemint-three"),
+        )?;
+        step("shell baseline, three masters");
+        let dir3 = work.path().join(format!("baseline-three-{i}"));
+        fs::create_dir(&dir3).with_context(|| show(&dir3))?;
+        let bpayload = dir3.join(PROFILE).join("payload.tar.gz");
+        let mut cmd = baseline_all_command(&setup, &dir3);
+        measure(
+            &mut scenarios[1].baseline,
+            &mut cmd,
+            &bpayload,
+            &log("baseline-three"),
+        )?;
+        // The baseline has no way to skip work: its no-change rebuild is a cold one.
+        scenarios[2].baseline = scenarios[1].baseline.clone();
+
+        step("kubemint, three masters again, nothing changed");
+        let m = &mut scenarios[2].kubemint;
+        let again = log("kubemint-again");
+        measure(m, &mut build(&PROFILES, &three), &payload(&three), &again)?;
+        let said = fs::read_to_string(&again).with_context(|| show(&again))?;
+        let current = said.lines().filter(|l| l.ends_with(": up to date")).count();
+        ensure!(
+            current == PROFILES.len(),
+            "the no-change rebuild built something ({}):\n{said}",
+            again.display()
+        );
+
+        step("the floor: inflate and sha512 the release, deflate its binaries");
+        floor.wall.push(measure_floor(&setup, nproc)?);
+
         if !(opts.keep && i + 1 == opts.runs) {
-            for d in [&out, &dir] {
+            for d in [&one, &dir, &three, &dir3] {
                 fs::remove_dir_all(d).with_context(|| show(d))?;
             }
         }
     }
-    let nproc = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut notes = vec![format!("hardware: {nproc} CPUs (nproc), {}", cpu_model())];
     notes.extend(tool_versions());
-    Ok(format_report(&Report {
+    Ok(Report {
         scale: opts.scale,
         release_size: setup.release_size,
         notes,
         baseline_script: baseline_script(&setup.plan),
-        kubemint,
-        baseline,
+        scenarios,
+        floor,
         outputs,
         kept: opts.keep.then(|| work.keep()),
-    }))
+    })
+}
+
+/// The floor, in seconds: one pass that inflates the release tarball and computes its sha512
+/// while reading the binaries' members into memory, then every binary deflated once in
+/// kubemint's chunks on `threads` threads. What no build of these outputs can avoid.
+pub fn measure_floor(setup: &Setup, threads: usize) -> Result<f64> {
+    use kubemint::pack::deflate::{self, Threads};
+    use sha2::Digest;
+    use std::io::Read;
+    struct Hashing<R> {
+        inner: R,
+        hash: sha2::Sha512,
+    }
+    impl<R: Read> Read for Hashing<R> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.hash.update(&buf[..n]);
+            Ok(n)
+        }
+    }
+    let start = Instant::now();
+    let file = File::open(&setup.tarball).with_context(|| show(&setup.tarball))?;
+    let mut hashing = Hashing {
+        inner: std::io::BufReader::with_capacity(1 << 20, file),
+        hash: sha2::Sha512::new(),
+    };
+    let mut binaries = Vec::new();
+    {
+        let gz = flate2::read::GzDecoder::new(&mut hashing);
+        let mut archive = tar::Archive::new(gz);
+        for entry in archive.entries().with_context(|| show(&setup.tarball))? {
+            let mut entry = entry.with_context(|| show(&setup.tarball))?;
+            let name = entry.path()?.to_string_lossy().into_owned();
+            if setup.members.contains(&name) {
+                let mut bytes = Vec::with_capacity(entry.size() as usize);
+                entry.read_to_end(&mut bytes)?;
+                binaries.push(bytes);
+            } else {
+                std::io::copy(&mut entry, &mut std::io::sink())?;
+            }
+        }
+        // The rest of the stream (the gzip trailer), hashed too.
+        let mut rest = archive.into_inner();
+        std::io::copy(&mut rest, &mut std::io::sink())?;
+    }
+    std::io::copy(&mut hashing.inner, &mut std::io::sink())?;
+    let _sha512 = hashing.hash.finalize();
+    for b in &binaries {
+        std::hint::black_box(deflate::compress_bytes(b, Threads::new(threads)));
+    }
+    Ok(start.elapsed().as_secs_f64())
 }
 
 /// Creates the project in `work` (the real `profiles/` and `images/`, an empty `vendor/`), pins
@@ -229,23 +479,37 @@ pub fn prepare(root: &Path, work: &Path, scale: f64, progress: &Progress) -> Res
     let planned = front::plan_set(&Request {
         root: project.clone(),
         profiles_dir: project.join("profiles"),
-        selection: Selection::Names(vec![PROFILE.to_owned()]),
+        selection: Selection::Names(PROFILES.iter().map(|p| (*p).to_owned()).collect()),
         release: Some(RELEASE.to_owned()),
         sample: false,
         epoch: None,
     })?;
-    let plan = planned.masters.into_iter().next().context("no plan")?.plan;
-    let skeleton = work.join("skeleton");
-    let under = |p: &str| skeleton.join(p.trim_start_matches('/'));
-    fs::create_dir(&skeleton).with_context(|| show(&skeleton))?;
-    for f in &plan.files {
-        write_file(&under(&f.path), f.content.as_bytes(), f.mode)?;
+    let mut masters = Vec::new();
+    for m in planned.masters {
+        let plan = m.plan;
+        let skeleton = work.join(format!("skeleton-{}", plan.profile));
+        let under = |p: &str| skeleton.join(p.trim_start_matches('/'));
+        fs::create_dir(&skeleton).with_context(|| show(&skeleton))?;
+        for f in &plan.files {
+            write_file(&under(&f.path), f.content.as_bytes(), f.mode)?;
+        }
+        for l in &plan.links {
+            let path = under(&l.path);
+            fs::create_dir_all(path.parent().unwrap_or(&skeleton)).with_context(|| show(&path))?;
+            std::os::unix::fs::symlink(&l.target, &path).with_context(|| show(&path))?;
+        }
+        masters.push((plan, skeleton));
     }
-    for l in &plan.links {
-        let path = under(&l.path);
-        fs::create_dir_all(path.parent().unwrap_or(&skeleton)).with_context(|| show(&path))?;
-        std::os::unix::fs::symlink(&l.target, &path).with_context(|| show(&path))?;
-    }
+    let (plan, skeleton) = masters.first().cloned().context("no plan")?;
+    ensure!(
+        plan.profile == PROFILE,
+        "the first plan is {}",
+        plan.profile
+    );
+    let members = masters
+        .iter()
+        .flat_map(|(p, _)| p.binaries.iter().map(|b| b.member.clone()))
+        .collect();
     let header = work.join("installer-header.sh");
     write_file(&header, HEADER.as_bytes(), 0o755)?;
     let (tarball, release_size) = (pinned.store, pinned.size);
@@ -256,6 +520,8 @@ pub fn prepare(root: &Path, work: &Path, scale: f64, progress: &Progress) -> Res
         plan,
         skeleton,
         header,
+        masters,
+        members,
     })
 }
 
@@ -406,6 +672,27 @@ fn baseline_command(setup: &Setup, dir: &Path) -> Command {
     cmd
 }
 
+/// The baseline for every master of [`PROFILES`], one after the other, each in a directory of
+/// its own below `dir`.
+fn baseline_all_command(setup: &Setup, dir: &Path) -> Command {
+    let mut script = String::from("set -eu\n");
+    for (plan, skeleton) in &setup.masters {
+        let p = quote(&plan.profile);
+        let _ = writeln!(
+            script,
+            "mkdir {p}\n(cd {p} && sh -c {} sh \"$1\" {} \"$2\")",
+            quote(&baseline_script(plan)),
+            quote(&skeleton.display().to_string())
+        );
+    }
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(script).arg("sh");
+    cmd.args([&setup.tarball, &setup.header])
+        .env("PATH", baseline_path())
+        .current_dir(dir);
+    cmd
+}
+
 /// `PATH`, with the sbin directories appended that it lacks.
 fn baseline_path() -> OsString {
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -509,13 +796,13 @@ fn measure(m: &mut Measured, cmd: &mut Command, payload: &Path, log: &Path) -> R
 
 /// The plain-text report.
 pub fn format_report(r: &Report) -> String {
-    let (k, b) = (&r.kubemint, &r.baseline);
+    let floor = r.floor.median();
     let mut s = format!(
-        "kubemint bench: build-image {PROFILE} from a synthetic release (v1.14.0 member sizes \
-         x {}, {}), {} run(s) each\n",
+        "kubemint bench: build-image from a synthetic release (v1.14.0 member sizes x {}, {}), \
+         {} run(s) each, medians\n",
         r.scale,
         human(r.release_size),
-        k.wall.len()
+        r.floor.wall.len()
     );
     for note in &r.notes {
         let _ = writeln!(s, "{note}");
@@ -523,31 +810,34 @@ pub fn format_report(r: &Report) -> String {
     s.push('\n');
     let mut row = |cells: [&str; 6]| {
         let [a, b, c, d, e, f] = cells;
-        let _ = writeln!(s, "{a:<18} {b:>4} {c:>10} {d:>12} {e:>10} {f:>10}");
+        let _ = writeln!(s, "{a:<20} {b:>10} {c:>10} {d:>11} {e:>9} {f:>10}");
     };
     row([
-        "command",
-        "runs",
-        "wall min",
-        "wall median",
+        "scenario",
+        "kubemint",
+        "baseline",
+        "/baseline",
+        "/floor",
         "peak RSS",
-        "payload",
     ]);
-    for (name, m) in [("kubemint", k), ("baseline", b)] {
-        let (min, median) = (format!("{:.2} s", m.min()), format!("{:.2} s", m.median()));
-        let runs = m.wall.len().to_string();
-        let (rss, payload) = (human(m.peak_rss), human(m.payload_size));
-        row([name, &runs, &min, &median, &rss, &payload]);
+    let secs = |t: f64| format!("{t:.2} s");
+    for sc in &r.scenarios {
+        let (k, b) = (sc.kubemint.median(), sc.baseline.median());
+        row([
+            &sc.name,
+            &secs(k),
+            &secs(b),
+            &format!("{:.3}x", k / b),
+            &format!("{:.2}x", k / floor),
+            &human(sc.kubemint.peak_rss),
+        ]);
     }
-    let ratio = |a: f64, b: f64| format!("{:.2}x", a / b);
-    row([
-        "kubemint/baseline",
-        "",
-        &ratio(k.min(), b.min()),
-        &ratio(k.median(), b.median()),
-        &ratio(k.peak_rss as f64, b.peak_rss as f64),
-        &ratio(k.payload_size as f64, b.payload_size as f64),
-    ]);
+    row(["floor", &secs(floor), "", "", "1.00x", ""]);
+    let _ = writeln!(s, "\n{:<28} {:>10} {:>11}  met", "goal", "measured", "goal");
+    for (what, value, goal, met) in r.goals() {
+        let met = if met { "yes" } else { "NO" };
+        let _ = writeln!(s, "{what:<28} {value:>10} {goal:>11}  {met}");
+    }
     if !r.outputs.is_empty() {
         let _ = writeln!(
             s,
@@ -559,21 +849,26 @@ pub fn format_report(r: &Report) -> String {
         }
     }
     s.push_str(&format!(
-        "\nkubemint: xtask -C PROJECT build-image {PROFILE} --release {RELEASE} --out DIR\n\
-         baseline: sh -c SCRIPT sh TARBALL SKELETON HEADER in an empty directory; TARBALL is the \
-         pinned release (the file kubemint reads), SKELETON the profile's rendered files and \
-         links, HEADER a stand-in for the installer script; mksquashfs runs with its defaults: a \
-         thread per CPU (kubemint's squashfs writer has one) and read-ahead caches of up to a \
-         quarter of RAM (-mem); SCRIPT:\n"
+        "\nkubemint: xtask -C PROJECT build-image {PROFILE} (or {}) --release {RELEASE} --out DIR; \
+         the no-change rebuild runs the three-master command again into the same DIR\n\
+         floor: one pass that inflates the pinned tarball and computes its sha512, reading the \
+         binaries' members into memory, then each binary deflated once in kubemint's 128 KiB \
+         chunks on every core\n\
+         baseline: sh -c SCRIPT sh TARBALL SKELETON HEADER in an empty directory, once per \
+         master, one master after the other (it cannot skip work: its no-change rebuild is a \
+         cold one); TARBALL is the pinned release (the file kubemint reads), SKELETON the \
+         profile's rendered files and links, HEADER a stand-in for the installer script; \
+         mksquashfs runs with its defaults: a thread per CPU and read-ahead caches of up to a \
+         quarter of RAM (-mem); SCRIPT for {PROFILE}:\n",
+        PROFILES.join(" ")
     ));
     for line in r.baseline_script.lines() {
         let _ = writeln!(s, "    {line}");
     }
     s.push_str(
-        "runs alternate kubemint, baseline; the tarball is in the page cache for both. Peak RSS \
-         is ru_maxrss from wait4: the largest process among the command and those it waited \
-         for, not a sum over concurrent processes (kubemint's one process holds all three \
-         packers; the baseline's three groups run as separate processes).\n",
+        "scenarios alternate kubemint, baseline; the tarball is in the page cache for all. Peak \
+         RSS is ru_maxrss from wait4: the largest process among the command and those it waited \
+         for, not a sum over concurrent processes.\n",
     );
     if let Some(k) = &r.kept {
         let _ = writeln!(s, "kept: {}", k.display());
@@ -632,48 +927,75 @@ mod tests {
 
     #[test]
     fn report() {
-        let k = Measured {
-            wall: vec![3.0, 1.0, 2.0],
-            peak_rss: 20 << 20,
+        let m = |wall: Vec<f64>, rss: u64| Measured {
+            wall,
+            peak_rss: rss << 20,
             payload_size: 60 << 20,
         };
-        let b = Measured {
-            wall: vec![4.0, 2.0, 5.0, 3.0],
-            peak_rss: 10 << 20,
-            payload_size: 50 << 20,
+        let k = m(vec![3.0, 1.0, 2.0], 20);
+        assert_eq!((k.min(), k.median()), (1.0, 2.0));
+        assert_eq!(m(vec![4.0, 2.0, 5.0, 3.0], 1).median(), 3.5);
+        let scenario = |name: &str, k: f64, b: f64, rss: u64| Scenario {
+            name: name.into(),
+            kubemint: m(vec![k], rss),
+            baseline: m(vec![b], 10),
         };
-        assert_eq!((k.min(), k.median(), b.median()), (1.0, 2.0, 3.5));
-        let text = format_report(&Report {
+        let r = Report {
             scale: 1.0,
             release_size: 1 << 30,
             notes: vec!["hardware: 2 CPUs".into()],
             baseline_script: "set -eu\ntrue\n".into(),
-            kubemint: k,
-            baseline: b,
+            scenarios: vec![
+                scenario(ONE, 2.0, 10.0, 20),
+                scenario(THREE, 2.2, 30.0, 300),
+                scenario(AGAIN, 0.1, 30.0, 5),
+            ],
+            floor: m(vec![1.6], 0),
             outputs: vec![("disk image".into(), 3 << 20, 4 << 20)],
             kept: None,
-        });
+        };
+        let text = format_report(&r);
         assert!(
-            text.contains("x 1, 1.0 GiB), 3 run(s) each\nhardware: 2 CPUs\n"),
+            text.contains("x 1, 1.0 GiB), 1 run(s) each, medians\nhardware: 2 CPUs\n"),
             "{text}"
         );
         let cells = |name: &str| {
             let line = text
                 .lines()
-                .find(|l| l.starts_with(&format!("{name:<18} ")))
+                .find(|l| l.starts_with(&format!("{name:<20} ")))
                 .unwrap();
-            line.split_whitespace()
-                .skip(1)
-                .collect::<Vec<_>>()
-                .join(" ")
+            line[20..].split_whitespace().collect::<Vec<_>>().join(" ")
         };
-        assert_eq!(cells("kubemint"), "3 1.00 s 2.00 s 20.0 MiB 60.0 MiB");
-        assert_eq!(cells("kubemint/baseline"), "0.50x 0.57x 2.00x 1.20x");
-        assert!(text.contains("SCRIPT:\n    set -eu\n    true\n"), "{text}");
+        assert_eq!(cells(ONE), "2.00 s 10.00 s 0.200x 1.25x 20.0 MiB", "{text}");
+        assert_eq!(cells("floor"), "1.60 s 1.00x");
+        let goals: Vec<(String, bool)> = r.goals().into_iter().map(|g| (g.1, g.3)).collect();
+        assert_eq!(
+            goals,
+            [
+                ("0.20x".into(), true),
+                ("1.25x".into(), true),
+                ("1.10x".into(), true),
+                ("0.100 s".into(), true),
+                ("300.0 MiB".into(), false),
+            ]
+        );
+        assert!(
+            text.contains("peak RSS                      300.0 MiB  <= 256 MiB  NO"),
+            "{text}"
+        );
+        assert!(
+            text.contains("SCRIPT for master-1:\n    set -eu\n    true\n"),
+            "{text}"
+        );
         assert!(
             text.contains("\noutput (last run)    kubemint   baseline\ndisk image            3.0 MiB    4.0 MiB\n"),
             "{text}"
         );
+        let json = r.to_json();
+        assert_eq!(json["scenarios"][0]["ratio_to_baseline"], 0.2);
+        assert_eq!(json["scenarios"][2]["name"], AGAIN);
+        assert_eq!(json["peak_rss_bytes"], 300 << 20);
+        assert_eq!(json["goals"][4]["met"], false);
         assert_eq!(quote("a/b-1.x"), "a/b-1.x");
         assert_eq!(quote("a b'c"), r"'a b'\''c'");
     }
