@@ -225,6 +225,11 @@ fn a_master_boots_from_its_disk_and_runs_once_its_secrets_arrive() {
         serde_json::json!(["kubemint-master-1"]),
         "{r}"
     );
+    assert_eq!(
+        r["extension_versions"]["kubemint-master-1"], "v1.14.2",
+        "{r}"
+    );
+    assert_eq!(r["confext_versions"]["kubemint-master-1"], "v1.14.2", "{r}");
     assert!(r["user"].as_str().unwrap().contains("(k8s)"), "{r}");
     for u in units {
         assert_eq!(r["units"][u], "failed", "{u}: {r}");

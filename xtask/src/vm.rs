@@ -63,6 +63,13 @@ pub struct Report {
     pub extensions: Vec<String>,
     /// Merged configuration extensions, by name.
     pub confexts: Vec<String>,
+    /// Each merged system extension's version (`SYSEXT_VERSION_ID` of its extension-release
+    /// file), by name.
+    #[serde(default)]
+    pub extension_versions: BTreeMap<String, String>,
+    /// Each merged configuration extension's version, by name.
+    #[serde(default)]
+    pub confext_versions: BTreeMap<String, String>,
     /// `id` of the service user, or empty when it does not exist.
     pub user: String,
     /// Unit name → ActiveState.
@@ -179,6 +186,17 @@ list() { first=1; printf '['; while read -r x; do [ -n "$x" ] || continue; [ $fi
 printf '{"healthy":%s,"boot_seconds":%s' "$ok" "$up"
 printf ',"extensions":'; systemd-sysext list --no-legend 2>/dev/null | awk '{print $1}' | list
 printf ',"confexts":'; systemd-confext list --no-legend 2>/dev/null | awk '{print $1}' | list
+version() { sed -n "s/^$1=//p" "$2" 2>/dev/null | head -n 1; }
+versions() { # key dir
+    first=1; printf '{'
+    for f in "$2"/extension-release.*; do
+        [ -f "$f" ] || continue
+        [ $first = 1 ] || printf ','; first=0
+        printf '"%s":"%s"' "$(json "${f##*/extension-release.}")" "$(json "$(version "$1" "$f")")"
+    done; printf '}'
+}
+printf ',"extension_versions":'; versions SYSEXT_VERSION_ID /usr/lib/extension-release.d
+printf ',"confext_versions":'; versions CONFEXT_VERSION_ID /etc/extension-release.d
 printf ',"user":"%s"' "$(json "$(id USER 2>/dev/null)")"
 printf ',"units":{'; first=1; for u in $units; do [ $first = 1 ] || printf ','; first=0; printf '"%s":"%s"' "$u" "$(systemctl show -P ActiveState "$u")"; done; printf '}'
 printf ',"restarts":{'; first=1; for u in $units; do [ $first = 1 ] || printf ','; first=0; printf '"%s":%s' "$u" "$(systemctl show -P NRestarts "$u")"; done; printf '}'
@@ -498,6 +516,21 @@ pub fn run(
 }
 
 /// The report for people.
+/// `a (v1), b`, or `none`.
+fn named(names: &[String], versions: &BTreeMap<String, String>) -> String {
+    if names.is_empty() {
+        return "none".to_owned();
+    }
+    names
+        .iter()
+        .map(|n| match versions.get(n) {
+            Some(v) if !v.is_empty() => format!("{n} ({v})"),
+            _ => n.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub fn render(profile: &str, r: &Report) -> String {
     let mut out = format!(
         "{profile}: {} after {:.0} s of guest uptime ({:.0} s of wall time)\n",
@@ -507,16 +540,8 @@ pub fn render(profile: &str, r: &Report) -> String {
     );
     out.push_str(&format!(
         "  extensions: {}; configuration extensions: {}\n",
-        if r.extensions.is_empty() {
-            "none".to_owned()
-        } else {
-            r.extensions.join(", ")
-        },
-        if r.confexts.is_empty() {
-            "none".to_owned()
-        } else {
-            r.confexts.join(", ")
-        }
+        named(&r.extensions, &r.extension_versions),
+        named(&r.confexts, &r.confext_versions)
     ));
     out.push_str(&format!(
         "  user: {}\n",
