@@ -161,7 +161,7 @@ fn the_bootable_disk_is_reproducible_and_has_the_layout_it_promises() {
 }
 
 /// `cargo xtask vm` on the project's build; its JSON report.
-fn boot(p: &Project, out: &Path, machine: &Path, secrets: Option<&Path>) -> Value {
+fn boot(p: &Project, out: &Path, machine: &Path, secrets: Option<&Path>, extra: &[&str]) -> Value {
     let mut args = vec![
         "vm",
         "master-1",
@@ -174,6 +174,7 @@ fn boot(p: &Project, out: &Path, machine: &Path, secrets: Option<&Path>) -> Valu
         "--timeout",
         "900",
     ];
+    args.extend(extra);
     let dir;
     if let Some(s) = secrets {
         dir = s.to_str().unwrap().to_owned();
@@ -213,7 +214,7 @@ fn a_master_boots_from_its_disk_and_runs_once_its_secrets_arrive() {
     // No secrets: the extension and the configuration extension are merged and the user made,
     // and each component stops at its secrets check, once (exit 78 is not restarted), naming
     // what is missing.
-    let r = boot(&p, &out, &machine, None);
+    let r = boot(&p, &out, &machine, None, &[]);
     assert_eq!(r["healthy"], false, "{r}");
     assert_eq!(
         r["extensions"],
@@ -248,7 +249,7 @@ fn a_master_boots_from_its_disk_and_runs_once_its_secrets_arrive() {
     // modes, every component active and answering its health endpoint, with no step run by hand.
     let secrets = p.path().join("secrets");
     p.ok(&["dev-secrets", secrets.to_str().unwrap()]);
-    let r = boot(&p, &out, &machine, Some(&secrets));
+    let r = boot(&p, &out, &machine, Some(&secrets), &[]);
     assert_eq!(r["healthy"], true, "{r}");
     for u in units {
         assert_eq!(r["units"][u], "active", "{u}: {r}");
@@ -258,5 +259,30 @@ fn a_master_boots_from_its_disk_and_runs_once_its_secrets_arrive() {
         assert_eq!(ok, true, "{component} is not healthy: {r}");
     }
     assert_eq!(r["missing_secrets"], serde_json::json!([]), "{r}");
+    assert_eq!(r["failed"], serde_json::json!([]), "{r}");
+}
+
+#[test]
+fn the_extension_route_comes_up_by_itself_without_the_base_seeding_it() {
+    // README's route for any systemd 254+ host: the standalone sysext and confext dropped into
+    // /var/lib/extensions and /var/lib/confexts (and /etc kept writable), nothing else. The
+    // base's seeding is switched off; the activation the sysext carries does the rest.
+    let (p, _) = built("vm");
+    let out = p.path().join("vm");
+    let secrets = p.path().join("secrets");
+    p.ok(&["dev-secrets", secrets.to_str().unwrap()]);
+    let machine = p.path().join("machine.raw");
+    let r = boot(&p, &out, &machine, Some(&secrets), &["--no-seed"]);
+    assert_eq!(r["healthy"], true, "{r}");
+    assert_eq!(
+        r["extensions"],
+        serde_json::json!(["kubemint-master-1"]),
+        "{r}"
+    );
+    assert_eq!(
+        r["confexts"],
+        serde_json::json!(["kubemint-master-1"]),
+        "{r}"
+    );
     assert_eq!(r["failed"], serde_json::json!([]), "{r}");
 }

@@ -50,6 +50,11 @@ pub struct VmArgs {
     /// exist, kept after; running again with it reboots the same machine (state, placed secrets)
     #[arg(long, value_name = "FILE")]
     pub machine: Option<PathBuf>,
+    /// Without the base's help: its seeding from the ESP is switched off, and the standalone
+    /// extensions/ and confexts/ images (attached as drives) are placed in /var/lib/extensions and
+    /// /var/lib/confexts at boot, as README's route does on any systemd 254+ host
+    #[arg(long)]
+    pub no_seed: bool,
 }
 
 /// What the guest reported, and what the host measured.
@@ -274,6 +279,7 @@ pub fn boot(
     disk: &Path,
     work: &Path,
     credentials: &[(String, Vec<u8>)],
+    drives: &[(String, PathBuf)],
     args: &VmArgs,
     planned: &Planned,
 ) -> Result<Report> {
@@ -317,6 +323,7 @@ pub fn boot(
             &copy,
             work,
             credentials,
+            drives,
             args,
             &unit,
             &script,
@@ -348,6 +355,7 @@ fn run_qemu(
     copy: &Path,
     work: &Path,
     credentials: &[(String, Vec<u8>)],
+    drives: &[(String, PathBuf)],
     args: &VmArgs,
     unit: &str,
     script: &str,
@@ -370,20 +378,29 @@ fn run_qemu(
             vars_copy.display()
         ))
         .arg("-drive")
-        .arg(format!("file={},format=raw,if=virtio", copy.display()))
-        .args([
-            "-display",
-            "none",
-            "-monitor",
-            "none",
-            "-nic",
-            "none",
-            "-no-reboot",
-        ])
-        .arg("-serial")
-        .arg(format!("file:{}", console.display()))
-        .arg("-serial")
-        .arg(format!("file:{}", report_file.display()));
+        .arg(format!("file={},format=raw,if=virtio", copy.display()));
+    for (serial, file) in drives {
+        cmd.arg("-drive")
+            .arg(format!(
+                "if=none,id={serial},file={},format=raw,readonly=on",
+                file.display()
+            ))
+            .arg("-device")
+            .arg(format!("virtio-blk-pci,drive={serial},serial={serial}"));
+    }
+    cmd.args([
+        "-display",
+        "none",
+        "-monitor",
+        "none",
+        "-nic",
+        "none",
+        "-no-reboot",
+    ])
+    .arg("-serial")
+    .arg(format!("file:{}", console.display()))
+    .arg("-serial")
+    .arg(format!("file:{}", report_file.display()));
     let mut creds: Vec<(String, Vec<u8>)> = credentials.to_vec();
     creds.push((
         "systemd.extra-unit.kubemint-vm-report.service".into(),
@@ -452,9 +469,19 @@ fn run_qemu(
     let wall = started.elapsed().as_secs_f64();
     let text = std::fs::read_to_string(&report_file).unwrap_or_default();
     let Some(line) = text.lines().rev().find(|l| l.starts_with('{')) else {
+        let mut qemu = String::new();
+        if let Some(mut err) = child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut err, &mut qemu);
+        }
+        let qemu = qemu.trim();
         bail!(
-            "the VM stopped ({status}) without a report after {wall:.0} s; see its console: {}",
-            console.display()
+            "the VM stopped ({status}) without a report after {wall:.0} s; see its console: {}{}",
+            console.display(),
+            if qemu.is_empty() {
+                String::new()
+            } else {
+                format!("; qemu said: {qemu}")
+            }
         );
     };
     let mut report: Report = serde_json::from_str(line)
@@ -500,7 +527,21 @@ pub fn run(
         .prefix("kubemint-vm.")
         .tempdir_in(parent)
         .context("cannot make the VM's directory")?;
-    let report = match boot(disk, work.path(), &credentials, args, planned) {
+    let mut drives = Vec::new();
+    if args.no_seed {
+        let dir = disk
+            .parent()
+            .and_then(Path::parent)
+            .context("the disk is not in a build directory")?;
+        let name = format!("kubemint-{}.raw", args.profile);
+        for (serial, sub) in [("kmsysext", "extensions"), ("kmconfext", "confexts")] {
+            let file = dir.join(sub).join(&name);
+            ensure!(file.is_file(), "{} does not exist", file.display());
+            drives.push((serial.to_owned(), file));
+        }
+        credentials.extend(no_seed_credentials(&name));
+    }
+    let report = match boot(disk, work.path(), &credentials, &drives, args, planned) {
         Ok(report) => report,
         Err(e) => {
             // The console log the error points at must outlive it.
@@ -513,6 +554,42 @@ pub fn run(
     };
     let kept = args.keep.then(|| work.keep());
     Ok((report, kept))
+}
+
+/// `--no-seed`: the base's seeding switched off, and a unit that does what README tells the
+/// owner of any systemd host to do, from the attached drives, before the merge.
+fn no_seed_credentials(name: &str) -> Vec<(String, Vec<u8>)> {
+    let dev = |serial: &str| format!("dev-disk-by\\x2did-virtio\\x2d{serial}.device");
+    let unit = format!(
+        "[Unit]\n\
+         Description=kubemint vm: place the extensions as README says, without the base's seeding\n\
+         DefaultDependencies=no\n\
+         ConditionPathExists=!/etc/initrd-release\n\
+         Requires={sys} {conf}\n\
+         After=local-fs.target {sys} {conf}\n\
+         Before=systemd-sysext.service systemd-confext.service sysinit.target\n\
+         RequiresMountsFor=/var/lib\n\
+         [Service]\n\
+         Type=oneshot\n\
+         RemainAfterExit=yes\n\
+         ExecStart=/bin/sh -c 'mkdir -p /var/lib/extensions /var/lib/confexts /var/lib/extensions.mutable && cp /dev/disk/by-id/virtio-kmsysext /var/lib/extensions/{name} && cp /dev/disk/by-id/virtio-kmconfext /var/lib/confexts/{name} && ln -sfn /etc /var/lib/extensions.mutable/etc'\n",
+        sys = dev("kmsysext"),
+        conf = dev("kmconfext"),
+    );
+    vec![
+        (
+            "systemd.extra-unit.kubemint-vm-place.service".into(),
+            unit.into_bytes(),
+        ),
+        (
+            "systemd.unit-dropin.sysinit.target~kubemint-vm-place".into(),
+            b"[Unit]\nWants=kubemint-vm-place.service\n".to_vec(),
+        ),
+        (
+            "systemd.unit-dropin.kubemint-extensions-seed.service~kubemint-vm-no-seed".into(),
+            b"[Unit]\nConditionPathExists=/kubemint-vm-no-seed\n".to_vec(),
+        ),
+    ]
 }
 
 /// The report for people.
