@@ -286,3 +286,84 @@ fn the_extension_route_comes_up_by_itself_without_the_base_seeding_it() {
     );
     assert_eq!(r["failed"], serde_json::json!([]), "{r}");
 }
+
+#[test]
+fn pin_takes_a_base_made_elsewhere_and_refuses_what_is_not_one() {
+    let p = Project::new();
+    let store = tempfile::tempdir().unwrap();
+    let store_arg = store.path().to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let tar_of = |name: &str, release: &str| {
+        let src = dir.path().join(format!("{name}-tree"));
+        std::fs::create_dir_all(src.join("usr/lib/kubemint-base")).unwrap();
+        std::fs::write(src.join("usr/lib/kubemint-base/base-release"), release).unwrap();
+        let tar = dir.path().join(format!("{name}.tar"));
+        sh_ok(&format!(
+            "tar -C '{}' -cf '{}' ./usr",
+            src.display(),
+            tar.display()
+        ));
+        tar
+    };
+    // Not a base: no base-release naming it; another base's tarball.
+    let plain = tar_of("plain", "");
+    let err = p.fails(&[
+        "--store",
+        store_arg,
+        "pin",
+        BASE,
+        "--file",
+        plain.to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains("not a base made by `cargo xtask base`"),
+        "{err}"
+    );
+    let other = tar_of("other", "KUBEMINT_BASE_NAME=debian-forky\n");
+    let err = p.fails(&[
+        "--store",
+        store_arg,
+        "pin",
+        BASE,
+        "--file",
+        other.to_str().unwrap(),
+    ]);
+    assert!(err.contains("debian-forky"), "{err}");
+    let lock = std::fs::read_to_string(p.path().join("vendor/releases.toml")).unwrap();
+    assert!(
+        !lock.contains("[[base]]"),
+        "a refused base was pinned:\n{lock}"
+    );
+
+    // A base: stored under its sha512 and pinned as a [[base]] entry.
+    let good = tar_of(
+        "good",
+        "KUBEMINT_BASE_NAME=debian-trixie\nKUBEMINT_BASE_VERSION=1\n",
+    );
+    let out = p.ok(&[
+        "--store",
+        store_arg,
+        "pin",
+        BASE,
+        "--file",
+        good.to_str().unwrap(),
+        "--json",
+    ]);
+    let made = json(&out.stdout);
+    let sha512 = made["sha512"].as_str().unwrap();
+    assert_eq!(made["pinned"], "added", "{made}");
+    assert!(store.path().join("sha512").join(sha512).is_file());
+    let lock = std::fs::read_to_string(p.path().join("vendor/releases.toml")).unwrap();
+    assert!(lock.contains("[[base]]") && lock.contains(sha512), "{lock}");
+    let err = p.fails(&[
+        "--store",
+        store_arg,
+        "pin",
+        BASE,
+        "--file",
+        good.to_str().unwrap(),
+        "--url",
+        "https://example.org/b.tar",
+    ]);
+    assert!(err.contains("is a base"), "{err}");
+}

@@ -469,6 +469,11 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         }
         Command::Pin(args) if root.join("images/bases").join(&args.release).is_dir() => {
             // A base definition's name: the tarball is a base made elsewhere.
+            anyhow::ensure!(
+                args.urls.is_empty(),
+                "{} is a base: a base is made by `cargo xtask base` and shared as a file; it has no URL to fetch it from",
+                args.release
+            );
             let made = base::run(
                 &root,
                 &stores.bases,
