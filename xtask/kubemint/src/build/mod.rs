@@ -309,11 +309,37 @@ pub fn build(
                 plan.release.name
             ));
         }
-        chunks
+        // Kept in the store across builds and output roots, by release, compressor and
+        // generator version; every entry taken is checked first.
+        let kept = opts
+            .store
+            .derived_path_for(&deflate::cache::kept_name(&release.sha512));
+        let added = chunks
             .entry(plan.release.name.clone())
             .or_default()
-            .add_spooled(&tree, &compressed, opts.threads)
+            .add_spooled_kept(&tree, &compressed, Some(&kept), opts.threads)
             .map_err(|e| io_err(&compressed)(e.into()))?;
+        if added.reused > 0 {
+            progress.step(&format!(
+                "reused the compressed binaries of {} ({} file{} kept in {})",
+                plan.release.name,
+                added.reused,
+                if added.reused == 1 { "" } else { "s" },
+                kept.display()
+            ));
+        }
+        if added.rewritten > 0 {
+            progress.notice(&format!(
+                "{}: {} kept compressed file{} not intact, compressed again and replaced",
+                kept.display(),
+                added.rewritten,
+                if added.rewritten == 1 {
+                    " was"
+                } else {
+                    "s were"
+                }
+            ));
+        }
         progress.step(&format!("packing {}", plan.profile));
         let stage = session.join(format!("stage-{}", plan.profile));
         std::fs::create_dir(&stage).map_err(io_err(&stage))?;
