@@ -404,6 +404,10 @@ impl Chunked {
     /// Names the deflate file `temp` (these chunks') `<sha256>.deflate` in `dir` and writes the
     /// index beside it, each by renaming a complete temporary file; the index last.
     fn keep(&mut self, dir: &Path, temp: tempfile::NamedTempFile) -> std::io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        // Readable by every user of a shared store (a temporary file is made 0600).
+        let readable = || std::fs::Permissions::from_mode(0o644);
+        temp.as_file().set_permissions(readable())?;
         let deflate = dir.join(format!("{}.deflate", self.sha256));
         temp.persist(&deflate).map_err(|e| e.error)?;
         self.deflate = deflate;
@@ -428,6 +432,7 @@ impl Chunked {
             .prefix(&format!(".{}.", self.sha256))
             .tempfile_in(dir)?;
         t.write_all(&text)?;
+        t.as_file().set_permissions(readable())?;
         t.persist(dir.join(format!("{}.chunks", self.sha256)))
             .map_err(|e| e.error)?;
         Ok(())
@@ -585,6 +590,65 @@ mod tests {
                 got.iter().map(|c| c.deflate.len() as u64).sum::<u64>()
             );
         }
+    }
+
+    #[test]
+    fn kept_entries_are_taken_only_while_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = dir.path().join("bin");
+        let data = synthetic("kept", 2 * CHUNK + 77);
+        std::fs::write(&spool, &data).unwrap();
+        let mut tree = Tree::new();
+        tree.add_file("/usr/bin/a", 0o755, Content::Spooled(spool.clone()))
+            .unwrap();
+        let (scratch, kept) = (dir.path().join("scratch"), dir.path().join("kept"));
+        std::fs::create_dir(&scratch).unwrap();
+        let sha = sha256_hex(&data);
+        let chunks_of = |c: &ChunkCache| {
+            let mut r = c.get(&sha).unwrap().reader().unwrap();
+            std::iter::from_fn(|| r.next_chunk().unwrap()).collect::<Vec<_>>()
+        };
+
+        let mut first = ChunkCache::new();
+        let added = first
+            .add_spooled_kept(&tree, &scratch, Some(&kept), Threads::new(2))
+            .unwrap();
+        assert_eq!((added.compressed, added.kept, added.reused), (1, 1, 0));
+        assert_eq!(chunks_of(&first), compress_bytes(&data, Threads::ONE));
+        assert!(kept.join(format!("{sha}.chunks")).is_file());
+
+        let mut second = ChunkCache::new();
+        let added = second
+            .add_spooled_kept(&tree, &scratch, Some(&kept), Threads::ONE)
+            .unwrap();
+        assert_eq!((added.compressed, added.reused), (0, 1));
+        assert_eq!(chunks_of(&second), chunks_of(&first));
+
+        // A flipped bit: not taken, compressed again, the entry rewritten.
+        let path = kept.join(format!("{sha}.deflate"));
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[3] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(Chunked::load(&kept, &sha, data.len() as u64).is_err());
+        let mut third = ChunkCache::new();
+        let added = third
+            .add_spooled_kept(&tree, &scratch, Some(&kept), Threads::ONE)
+            .unwrap();
+        assert_eq!((added.rewritten, added.compressed, added.reused), (1, 1, 0));
+        assert_eq!(chunks_of(&third), compress_bytes(&data, Threads::ONE));
+        assert!(
+            Chunked::load(&kept, &sha, data.len() as u64)
+                .unwrap()
+                .is_some()
+        );
+        // Another length than the tree says: not this content's entry.
+        assert!(Chunked::load(&kept, &sha, data.len() as u64 + 1).is_err());
+        // None kept: nothing to take.
+        assert!(
+            Chunked::load(&scratch, &sha, data.len() as u64)
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
