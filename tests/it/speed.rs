@@ -291,3 +291,120 @@ fn a_changed_input_rebuilds_exactly_the_profiles_it_affects() {
     ));
     assert_eq!(built.len(), 3);
 }
+
+/// Every file of the kept compressed binaries in `store` (`derived/chunks-*/`): path → (inode,
+/// mtime in ns, bytes).
+fn kept(store: &Path) -> BTreeMap<String, (u64, i64, Vec<u8>)> {
+    let derived = store.join("derived");
+    let mut files = BTreeMap::new();
+    for dir in std::fs::read_dir(&derived).unwrap() {
+        let dir = dir.unwrap();
+        if !dir.file_name().to_string_lossy().starts_with("chunks-") {
+            continue;
+        }
+        for f in std::fs::read_dir(dir.path()).unwrap() {
+            let f = f.unwrap();
+            let m = f.metadata().unwrap();
+            let rel = f
+                .path()
+                .strip_prefix(&derived)
+                .unwrap()
+                .display()
+                .to_string();
+            let stamp = m.mtime() * 1_000_000_000 + m.mtime_nsec();
+            files.insert(rel, (m.ino(), stamp, std::fs::read(f.path()).unwrap()));
+        }
+    }
+    files
+}
+
+#[test]
+fn the_compressed_binaries_are_kept_and_reused_across_output_roots() {
+    let p = Project::new();
+    let store = p.path().join("store");
+    let (s, out) = (store.display().to_string(), |n: &str| {
+        p.path().join(n).display().to_string()
+    });
+    // No cache yet: compressed, and kept.
+    build(&p, &["master-1", "--store", &s, "--out", &out("a")]);
+    let first = kept(&store);
+    assert!(
+        first.keys().any(|k| k.ends_with(".deflate"))
+            && first.keys().any(|k| k.ends_with(".chunks")),
+        "nothing kept: {:?}",
+        first.keys()
+    );
+    // Another output root, the same release: every kept file taken as it is (same inode,
+    // mtime and bytes: not written again), and the same outputs as without the cache.
+    build(
+        &p,
+        &["master-1", "master-2", "--store", &s, "--out", &out("b")],
+    );
+    assert_eq!(kept(&store), first, "the kept files were rewritten");
+    assert_same(
+        &p.path().join("a/sample/master-1"),
+        &p.path().join("b/sample/master-1"),
+        "master-1 without and with the kept compression",
+    );
+}
+
+#[test]
+fn a_damaged_kept_compression_is_detected_and_replaced_never_used() {
+    let p = Project::new();
+    let store = p.path().join("store");
+    let (s, out) = (store.display().to_string(), |n: &str| {
+        p.path().join(n).display().to_string()
+    });
+    build(&p, &["master-1", "--store", &s, "--out", &out("a")]);
+    let first = kept(&store);
+    let derived = store.join("derived");
+    let deflates: Vec<&String> = first.keys().filter(|k| k.ends_with(".deflate")).collect();
+    let indexes: Vec<&String> = first.keys().filter(|k| k.ends_with(".chunks")).collect();
+    // One bit of a deflate file (same length: only its digest tells), one index's recorded
+    // chunk, one deflate file gone.
+    let mut bytes = first[deflates[0]].2.clone();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x10;
+    std::fs::write(derived.join(deflates[0]), &bytes).unwrap();
+    let index = String::from_utf8(first[indexes[0]].2.clone()).unwrap();
+    let damaged = index.replacen("\"chunks\":[[", "\"chunks\":[[1,2,3,4],[", 1);
+    assert_ne!(damaged, index);
+    std::fs::write(derived.join(indexes[0]), damaged).unwrap();
+    if let Some(gone) = deflates.get(1) {
+        std::fs::remove_file(derived.join(gone)).unwrap();
+    }
+
+    let again = p
+        .xtask(&[
+            "build-image",
+            "--sample",
+            "master-1",
+            "--store",
+            &s,
+            "--out",
+            &out("b"),
+        ])
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert!(
+        text(&again.stderr).contains("not intact"),
+        "the damage went unreported:\n{}",
+        text(&again.stderr)
+    );
+    // The same outputs as the build that made the cache, and every damaged entry rewritten
+    // to what it was.
+    assert_same(
+        &p.path().join("a/sample/master-1"),
+        &p.path().join("b/sample/master-1"),
+        "master-1 from a damaged cache",
+    );
+    let now = kept(&store);
+    assert_eq!(
+        now.keys().collect::<Vec<_>>(),
+        first.keys().collect::<Vec<_>>()
+    );
+    for (name, (_, _, bytes)) in &first {
+        assert!(&now[name].2 == bytes, "{name} was not rewritten as it was");
+    }
+}

@@ -290,6 +290,9 @@ pub fn build(
     // Each release's binaries, compressed once for every master and output that carries them.
     let mut chunks: BTreeMap<String, ChunkCache> = BTreeMap::new();
     let mut staged = Vec::new();
+    // Output files are made durable on a thread of their own while the next ones are written;
+    // every one is synced before the swap below.
+    let syncer = Syncer::start();
     for (i, inputs, key) in todo {
         let m = &planned.masters[i];
         let plan = &m.plan;
@@ -306,11 +309,37 @@ pub fn build(
                 plan.release.name
             ));
         }
-        chunks
+        // Kept in the store across builds and output roots, by release, compressor and
+        // generator version; every entry taken is checked first.
+        let kept = opts
+            .store
+            .derived_path_for(&deflate::cache::kept_name(&release.sha512));
+        let added = chunks
             .entry(plan.release.name.clone())
             .or_default()
-            .add_spooled(&tree, &compressed, opts.threads)
+            .add_spooled_kept(&tree, &compressed, Some(&kept), opts.threads)
             .map_err(|e| io_err(&compressed)(e.into()))?;
+        if added.reused > 0 {
+            progress.step(&format!(
+                "reused the compressed binaries of {} ({} file{} kept in {})",
+                plan.release.name,
+                added.reused,
+                if added.reused == 1 { "" } else { "s" },
+                kept.display()
+            ));
+        }
+        if added.rewritten > 0 {
+            progress.notice(&format!(
+                "{}: {} kept compressed file{} not intact, compressed again and replaced",
+                kept.display(),
+                added.rewritten,
+                if added.rewritten == 1 {
+                    " was"
+                } else {
+                    "s were"
+                }
+            ));
+        }
         progress.step(&format!("packing {}", plan.profile));
         let stage = session.join(format!("stage-{}", plan.profile));
         std::fs::create_dir(&stage).map_err(io_err(&stage))?;
@@ -320,6 +349,7 @@ pub fn build(
             cache: &mut cache,
             chunks: Some(&chunks[&plan.release.name]),
             threads: opts.threads,
+            syncer: &syncer,
         };
         let (mut b, manifest_sha256) = write_outputs(
             plan,
@@ -347,7 +377,8 @@ pub fn build(
         b.dir = root.path().join(&plan.profile);
         built[i] = Some(b);
     }
-    // Every output is ready: now, and only now, they replace the previous ones.
+    // Every output is ready and durable: now, and only now, they replace the previous ones.
+    syncer.finish()?;
     root.swap_in(&staged)?;
     Ok(built.into_iter().flatten().collect())
 }
@@ -400,6 +431,65 @@ struct Packing<'a> {
     /// The release's binaries, compressed.
     chunks: Option<&'a ChunkCache>,
     threads: Threads,
+    syncer: &'a Syncer,
+}
+
+/// Syncs finished files on a thread of its own, so that the disk writes one output while the
+/// cores make the next; [`Syncer::finish`] waits for every file sent and reports the first
+/// error. Nothing is swapped in before it returns, so the outputs are as durable as when each
+/// was synced where it was written.
+struct Syncer {
+    tx: Option<std::sync::mpsc::Sender<(PathBuf, File)>>,
+    thread: Option<std::thread::JoinHandle<Result<(), BuildError>>>,
+}
+
+impl Syncer {
+    fn start() -> Syncer {
+        let (tx, rx) = std::sync::mpsc::channel::<(PathBuf, File)>();
+        let thread = std::thread::spawn(move || {
+            let mut first = Ok(());
+            for (path, file) in rx {
+                if first.is_ok() {
+                    first = file.sync_all().map_err(io_err(&path));
+                }
+            }
+            first
+        });
+        Syncer {
+            tx: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// Syncs `file` (at `path`) before [`Syncer::finish`] returns.
+    fn sync(&self, path: &Path, file: File) -> Result<(), BuildError> {
+        match self.tx.as_ref().map(|tx| tx.send((path.to_owned(), file))) {
+            Some(Ok(())) => Ok(()),
+            Some(Err(std::sync::mpsc::SendError((_, file)))) => {
+                file.sync_all().map_err(io_err(path))
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Waits until every file sent is synced.
+    fn finish(mut self) -> Result<(), BuildError> {
+        self.tx = None;
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// Writes payload, installer, OCI layout and archive, manifest.json and SHA256SUMS into `dir`
@@ -421,10 +511,12 @@ fn write_outputs(
         threads: packing.threads,
         cache: packing.chunks,
     };
+    let syncer = packing.syncer;
     let (installer, oci, disk) = std::thread::scope(|s| {
-        let installer = s.spawn(|| write_payload_and_installer(plan, tree, dir, &how, progress));
+        let installer =
+            s.spawn(|| write_payload_and_installer(plan, tree, dir, &how, syncer, progress));
         let oci = s.spawn(|| write_oci(plan, release, tree, dir, packing, progress));
-        let disk = write_disk_images(plan, tree, dir, base, &how, progress);
+        let disk = write_disk_images(plan, tree, dir, base, &how, syncer, progress);
         let installer = installer
             .join()
             .unwrap_or_else(|p| std::panic::resume_unwind(p));
@@ -447,7 +539,7 @@ fn write_outputs(
     let mut manifest = Manifest::new(plan, read, inputs, tree, outputs.clone(), image, ddi);
     manifest.boot = boot;
     let bytes = manifest.to_bytes();
-    let manifest_row = write_small(dir, "manifest", "manifest.json", &bytes)?;
+    let manifest_row = write_small(dir, "manifest", "manifest.json", &bytes, syncer)?;
 
     // Every output file, the layout's included, for `sha256sum -c SHA256SUMS`.
     let mut sums: Vec<(String, String)> = Vec::new();
@@ -465,7 +557,7 @@ fn write_outputs(
         .iter()
         .map(|(path, sha256)| format!("{sha256}  {path}\n"))
         .collect();
-    write_small(dir, "sums", "SHA256SUMS", text.as_bytes())?;
+    write_small(dir, "sums", "SHA256SUMS", text.as_bytes(), syncer)?;
     fix_modes(dir)?;
 
     let manifest_sha256 = manifest_row.sha256.clone();
@@ -491,6 +583,7 @@ fn write_payload_and_installer(
     tree: &Tree,
     dir: &Path,
     how: &squashfs::Options<'_>,
+    syncer: &Syncer,
     progress: &Progress,
 ) -> Result<Vec<Output>, BuildError> {
     let payload_name = format!("{}.tar.gz", plan.profile);
@@ -500,7 +593,7 @@ fn write_payload_and_installer(
     let (file, written) =
         deflate::tar::write_tar_gz(tree, plan.epoch, file, how.cache, how.threads, &bar)
             .map_err(|e| io_err(&payload_path)(e.into()))?;
-    finish_file(file, &payload_path)?;
+    finish_file(file, &payload_path, syncer)?;
     bar.finish();
     let payload = Output {
         kind: "payload".into(),
@@ -515,7 +608,7 @@ fn write_payload_and_installer(
     let out = installer::write(plan, tree, &payload_path, &payload.sha256, out)
         .map_err(io_err(&installer_path))?;
     let (file, sha256, size) = out.finish();
-    finish_file(file, &installer_path)?;
+    finish_file(file, &installer_path, syncer)?;
     Ok(vec![
         payload,
         Output {
@@ -565,7 +658,7 @@ fn write_oci(
     ));
     let out = oci::write_archive(&layout, plan.epoch, out).map_err(io_err(&archive_path))?;
     let (file, sha256, size) = out.finish();
-    finish_file(file, &archive_path)?;
+    finish_file(file, &archive_path, packing.syncer)?;
     Ok((
         vec![
             layout_row,
@@ -591,6 +684,7 @@ fn write_disk_images(
     dir: &Path,
     base: Option<&BaseParts>,
     how: &squashfs::Options<'_>,
+    syncer: &Syncer,
     progress: &Progress,
 ) -> Result<(Vec<Output>, disk::Ddi, Option<disk::Ddi>), BuildError> {
     progress.step(&format!("writing the disk images of {}", plan.profile));
@@ -605,8 +699,10 @@ fn write_disk_images(
         let folder = dir.join(sub);
         std::fs::create_dir(&folder).map_err(io_err(&folder))?;
         let path = folder.join(&name);
-        let (size, sha256) = squashfs::squashfs_file_with(&part, "/", plan.epoch, &path, how)
-            .map_err(|e| io_err(&path)(e.into()))?;
+        let (file, size, sha256) =
+            squashfs::squashfs_file_unsynced(&part, "/", plan.epoch, &path, how)
+                .map_err(|e| io_err(&path)(e.into()))?;
+        syncer.sync(&path, file)?;
         outputs.push(Output {
             kind: kind.into(),
             path: format!("{sub}/{name}"),
@@ -630,7 +726,7 @@ fn write_disk_images(
     )
     .map_err(io_err(&path))?;
     let (file, sha256, size) = out.finish();
-    finish_file(file, &path)?;
+    finish_file(file, &path, syncer)?;
     outputs.push(Output {
         kind: "disk".into(),
         path: format!("disk/{name}"),
@@ -668,20 +764,25 @@ fn create(path: &Path) -> Result<File, BuildError> {
     File::create(path).map_err(io_err(path))
 }
 
-fn finish_file(w: BufWriter<File>, path: &Path) -> Result<(), BuildError> {
+fn finish_file(w: BufWriter<File>, path: &Path, syncer: &Syncer) -> Result<(), BuildError> {
     let file = w.into_inner().map_err(|e| BuildError::Io {
         path: path.to_owned(),
         source: e.into_error(),
     })?;
-    file.sync_all().map_err(io_err(path))
+    syncer.sync(path, file)
 }
 
-fn write_small(dir: &Path, kind: &str, name: &str, bytes: &[u8]) -> Result<Output, BuildError> {
+fn write_small(
+    dir: &Path,
+    kind: &str,
+    name: &str,
+    bytes: &[u8],
+    syncer: &Syncer,
+) -> Result<Output, BuildError> {
     let path = dir.join(name);
     let mut f = create(&path)?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .map_err(io_err(&path))?;
+    f.write_all(bytes).map_err(io_err(&path))?;
+    syncer.sync(&path, f)?;
     Ok(Output {
         kind: kind.to_owned(),
         path: name.to_owned(),

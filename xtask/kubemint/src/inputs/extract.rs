@@ -2,7 +2,7 @@
 //! member for hostile shapes, and spools only the wanted members to disk, hashing them on the
 //! way. Nothing is written outside the spool directory.
 
-use crate::util::hash::{HashingWriter, Sha512Reader};
+use crate::util::hash::{HashingWriter, Sha512Reader, Sha512ReaderThreaded};
 use crate::util::progress::Progress;
 use flate2::read::GzDecoder;
 use sha2::Sha256;
@@ -86,7 +86,8 @@ pub fn extract(
     })?;
     let total = file.metadata().ok().map(|m| m.len());
     let bar = progress.bar("extracting", total);
-    let mut hashing = Sha512Reader::new(bar.wrap_read(file));
+    // sha512 on a core of its own, gunzip and untar on another.
+    let mut hashing = Sha512ReaderThreaded::new(bar.wrap_read(file));
     let result = walk(tarball, &mut hashing, wanted, Some(spool_dir));
     // Hash whatever the decoder left unread (trailing bytes, or everything after an error).
     let (actual, _) = hashing.finish().map_err(|source| ExtractError::Read {

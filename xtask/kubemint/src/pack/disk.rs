@@ -8,7 +8,6 @@
 //! an extension.
 
 use crate::util::hash;
-use crate::util::hash::HashingWriter;
 use serde::Serialize;
 use sha2::Sha256;
 use std::fs::File;
@@ -80,9 +79,11 @@ pub fn write_ddi<W: Write>(
             sha256: fs_sha256.to_owned(),
         }),
     }];
-    let mut w = HashingWriter::<_, Sha256>::new(out);
-    let ddi = write_gpt(&mut Sink(&mut w), &seed, &parts, shown)?;
-    let (out, _, _) = w.finish();
+    // The caller hashes what it writes (if it wants to): hashing here too would read every
+    // byte of the image twice.
+    let mut out = out;
+    let ddi = write_gpt(&mut Sink(&mut out), &seed, &parts, shown)?;
+    out.flush()?;
     Ok((out, ddi))
 }
 

@@ -153,7 +153,7 @@ pub fn write_layout(
         let key = sha256_hex(key.as_bytes());
         let layer = match cache.layers.get(&key) {
             Some((path, layer)) => {
-                fs::copy(path, blobs.join(&layer.digest["sha256:".len()..]))?;
+                link_or_copy(path, &blobs.join(&layer.digest["sha256:".len()..]))?;
                 layer.clone()
             }
             None => {
@@ -167,7 +167,7 @@ pub fn write_layout(
                     (chunks, threads),
                     progress,
                 )?;
-                fs::copy(&path, blobs.join(&layer.digest["sha256:".len()..]))?;
+                link_or_copy(&path, &blobs.join(&layer.digest["sha256:".len()..]))?;
                 cache.layers.insert(key, (path, layer.clone()));
                 layer
             }
@@ -265,6 +265,18 @@ fn blob(blobs: &Path, bytes: &[u8]) -> io::Result<(String, u64)> {
     let hex = sha256_hex(bytes);
     fs::write(blobs.join(&hex), bytes)?;
     Ok((format!("sha256:{hex}"), bytes.len() as u64))
+}
+
+/// Puts a cached layer (written and synced once per build) into a layout: a hard link where the
+/// file system allows one, so every master of a build shares the release layer's blocks instead
+/// of writing (and syncing) the same bytes once more each; a copy otherwise. Blobs are
+/// content-addressed and never written in place, so sharing the inode changes nothing a reader
+/// sees.
+fn link_or_copy(from: &Path, to: &Path) -> io::Result<()> {
+    match fs::hard_link(from, to) {
+        Ok(()) => Ok(()),
+        Err(_) => fs::copy(from, to).map(|_| ()),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -1,5 +1,6 @@
 //! `kubemint-bench`, run by `cargo xtask bench`: builds masters from a synthetic full-size
-//! release — one master cold, three masters cold, the three again with nothing changed — and
+//! release — one master cold, three masters cold, the three again with nothing changed, the
+//! three into a new output root with the store the cold build filled — and
 //! compares time and peak memory with a shell baseline doing the same work (GNU tar, gzip -n,
 //! sha256sum, mksquashfs, sfdisk) and with the machine's floor (inflate and sha512 the release,
 //! deflate its binaries once on every core), all measured in the same run. A binary of its own,
@@ -108,7 +109,8 @@ pub struct Report {
     /// Hardware and tool versions, one line each.
     pub notes: Vec<String>,
     pub baseline_script: String,
-    /// One master cold, three masters cold, three masters with nothing changed.
+    /// One master cold, three masters cold, three masters with nothing changed, three masters
+    /// into a new output root with the binaries' compression kept in the store.
     pub scenarios: Vec<Scenario>,
     /// The floor: inflate and sha512 the release, deflate its binaries once on every core.
     pub floor: Measured,
@@ -121,6 +123,7 @@ pub struct Report {
 const ONE: &str = "one master, cold";
 const THREE: &str = "three masters, cold";
 const AGAIN: &str = "three, no change";
+const KEPT: &str = "three, new root, kept";
 
 impl Report {
     fn scenario(&self, name: &str) -> Option<&Scenario> {
@@ -283,7 +286,7 @@ pub fn run(root: &Path, xtask: &Path, opts: &BenchOptions, progress: &Progress) 
         .tempdir_in(&base);
     let work = work.with_context(|| show(&base))?;
     let setup = prepare(root, work.path(), opts.scale, progress)?;
-    let mut scenarios: Vec<Scenario> = [ONE, THREE, AGAIN]
+    let mut scenarios: Vec<Scenario> = [ONE, THREE, AGAIN, KEPT]
         .iter()
         .map(|name| Scenario {
             name: (*name).to_owned(),
@@ -295,13 +298,17 @@ pub fn run(root: &Path, xtask: &Path, opts: &BenchOptions, progress: &Progress) 
     let mut outputs = Vec::new();
     let nproc = std::thread::available_parallelism().map_or(1, |n| n.get());
     // Each run times, in turn: kubemint on one master and the baseline on it, kubemint on three
-    // and the baseline on three, kubemint on the three again (nothing changed), the floor; so
+    // and the baseline on three, kubemint on the three again (nothing changed), kubemint on the
+    // three into a new output root (the store's kept compression), the floor; so
     // drift (clock, page cache) hits all alike.
     for i in 0..opts.runs {
         let step = |what: &str| progress.step(&format!("run {}/{}: {what}", i + 1, opts.runs));
-        let build = |profiles: &[&str], out: &Path| {
+        // Each cold build gets a store of its own (the release is still found in the project's):
+        // the compressed binaries it keeps there are not another cold build's to reuse.
+        let build = |profiles: &[&str], out: &Path, store: &Path| {
             let mut cmd = Command::new(xtask);
-            cmd.arg("-C").arg(&setup.project).arg("build-image");
+            cmd.arg("-C").arg(&setup.project).arg("--store").arg(store);
+            cmd.arg("build-image");
             cmd.args(profiles)
                 .args(["--release", RELEASE, "--out"])
                 .arg(out);
@@ -314,10 +321,14 @@ pub fn run(root: &Path, xtask: &Path, opts: &BenchOptions, progress: &Progress) 
 
         step("kubemint, one master");
         let one = work.path().join(format!("kubemint-one-{i}"));
+        let (store1, store3) = (
+            work.path().join(format!("store-one-{i}")),
+            work.path().join(format!("store-three-{i}")),
+        );
         let m = &mut scenarios[0].kubemint;
         measure(
             m,
-            &mut build(&[PROFILE], &one),
+            &mut build(&[PROFILE], &one, &store1),
             &payload(&one),
             &log("kubemint-one"),
         )?;
@@ -340,7 +351,7 @@ pub fn run(root: &Path, xtask: &Path, opts: &BenchOptions, progress: &Progress) 
         let m = &mut scenarios[1].kubemint;
         measure(
             m,
-            &mut build(&PROFILES, &three),
+            &mut build(&PROFILES, &three, &store3),
             &payload(&three),
             &log("kubemint-three"),
         )?;
@@ -361,7 +372,8 @@ pub fn run(root: &Path, xtask: &Path, opts: &BenchOptions, progress: &Progress) 
         step("kubemint, three masters again, nothing changed");
         let m = &mut scenarios[2].kubemint;
         let again = log("kubemint-again");
-        measure(m, &mut build(&PROFILES, &three), &payload(&three), &again)?;
+        let mut cmd = build(&PROFILES, &three, &store3);
+        measure(m, &mut cmd, &payload(&three), &again)?;
         let said = fs::read_to_string(&again).with_context(|| show(&again))?;
         let current = said.lines().filter(|l| l.ends_with(": up to date")).count();
         ensure!(
@@ -370,11 +382,20 @@ pub fn run(root: &Path, xtask: &Path, opts: &BenchOptions, progress: &Progress) 
             again.display()
         );
 
+        // Another output root (another checkout, a CI job) with the store the cold build of
+        // three filled: the binaries' compression is taken from there. The baseline cannot.
+        step("kubemint, three masters into a new output root, compression kept");
+        let kept = work.path().join(format!("kubemint-kept-{i}"));
+        let m = &mut scenarios[3].kubemint;
+        let mut cmd = build(&PROFILES, &kept, &store3);
+        measure(m, &mut cmd, &payload(&kept), &log("kubemint-kept"))?;
+        scenarios[3].baseline = scenarios[1].baseline.clone();
+
         step("the floor: inflate and sha512 the release, deflate its binaries");
         floor.wall.push(measure_floor(&setup, nproc)?);
 
         if !(opts.keep && i + 1 == opts.runs) {
-            for d in [&one, &dir, &three, &dir3] {
+            for d in [&one, &dir, &three, &dir3, &kept, &store1, &store3] {
                 fs::remove_dir_all(d).with_context(|| show(d))?;
             }
         }

@@ -11,19 +11,25 @@
 use super::{CHUNK, Chunk, ChunkInfo, Crc, DeflateError, Threads, compress_stream};
 use crate::tree::{Content, Kind, Tree};
 use crate::util::hash::HashingReader;
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-/// A file compressed in chunks, its deflate in a file of its own.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A file compressed in chunks, its deflate in a file of its own, held open: what was checked
+/// is what is read, whatever happens to the path afterwards.
+#[derive(Clone, Debug)]
 pub struct Chunked {
     deflate: PathBuf,
+    file: Arc<File>,
     chunks: Vec<ChunkInfo>,
     crc: Crc,
     sha256: String,
+    /// sha256 of the deflate file, lowercase hex.
+    deflate_sha256: String,
 }
 
 impl Chunked {
@@ -41,18 +47,24 @@ impl Chunked {
         let mut out = BufWriter::with_capacity(1 << 20, File::create(deflate).map_err(read_err)?);
         let mut hashing = HashingReader::<_, Sha256>::new(input);
         let mut chunks = Vec::new();
+        let mut deflate_hash = Sha256::new();
         let crc = compress_stream(&mut hashing, threads, |_, c| {
             out.write_all(&c.deflate)?;
+            deflate_hash.update(&c.deflate);
             chunks.push(c.info);
             Ok(())
         })?;
         out.flush()?;
+        drop(out);
         let (sha256, _) = hashing.finish()?;
+        let file = File::open(deflate).map_err(read_err)?;
         Ok(Chunked {
             deflate: deflate.to_owned(),
+            file: Arc::new(file),
             chunks,
             crc,
             sha256,
+            deflate_sha256: hex::encode(deflate_hash.finalize()),
         })
     }
 
@@ -112,15 +124,11 @@ impl Chunked {
         }
     }
 
-    /// Reads the chunks back in order.
+    /// Reads the chunks back in order (several readers at once may read one file).
     pub fn reader(&self) -> Result<ChunkReader<'_>, DeflateError> {
-        let file = File::open(&self.deflate).map_err(|source| DeflateError::Read {
-            path: self.deflate.clone(),
-            source,
-        })?;
         Ok(ChunkReader {
             chunked: self,
-            file: BufReader::with_capacity(1 << 20, file),
+            offset: 0,
             next: 0,
         })
     }
@@ -129,7 +137,7 @@ impl Chunked {
 /// The chunks of a [`Chunked`], read from its file one at a time.
 pub struct ChunkReader<'a> {
     chunked: &'a Chunked,
-    file: BufReader<File>,
+    offset: u64,
     next: usize,
 }
 
@@ -141,12 +149,14 @@ impl ChunkReader<'_> {
         };
         self.next += 1;
         let mut deflate = vec![0; info.compressed_len as usize];
-        self.file
-            .read_exact(&mut deflate)
+        self.chunked
+            .file
+            .read_exact_at(&mut deflate, self.offset)
             .map_err(|source| DeflateError::Read {
                 path: self.chunked.deflate.clone(),
                 source,
             })?;
+        self.offset += u64::from(info.compressed_len);
         Ok(Some(Chunk { info, deflate }))
     }
 }
@@ -192,7 +202,26 @@ impl ChunkCache {
         tree: &Tree,
         dir: &Path,
         threads: Threads,
-    ) -> Result<(), DeflateError> {
+    ) -> Result<Added, DeflateError> {
+        self.add_spooled_kept(tree, dir, None, threads)
+    }
+
+    /// [`ChunkCache::add_spooled`], first looking for each file in `kept` (a directory that
+    /// outlives the build: see [`kept_name`]) and taking its entry there when it is intact
+    /// (its index's own digest, the content's digest and size, the deflate file's size and
+    /// sha256 all as recorded); a file not there, or whose entry is not intact, is compressed
+    /// and its entry (re)written there, atomically (a temporary file renamed). An entry that
+    /// cannot be written leaves the build as it would be without `kept`: the cache only saves
+    /// time, and no byte of any output depends on it.
+    pub fn add_spooled_kept(
+        &mut self,
+        tree: &Tree,
+        dir: &Path,
+        kept: Option<&Path>,
+        threads: Threads,
+    ) -> Result<Added, DeflateError> {
+        let kept = kept.filter(|k| std::fs::create_dir_all(k).is_ok());
+        let mut added = Added::default();
         for (path, entry) in tree.iter() {
             let Kind::File {
                 content: Content::Spooled(spool),
@@ -205,13 +234,35 @@ impl ChunkCache {
             if self.files.contains_key(sha256) {
                 continue;
             }
+            if let Some(k) = kept {
+                match Chunked::load(k, sha256, *size) {
+                    Ok(Some(chunked)) => {
+                        added.reused += 1;
+                        self.insert(chunked);
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(_) => added.rewritten += 1,
+                }
+            }
             let file = File::open(spool).map_err(|source| DeflateError::Read {
                 path: spool.clone(),
                 source,
             })?;
             let input = BufReader::with_capacity(1 << 20, file);
-            let chunked =
-                Chunked::compress(input, &dir.join(format!("{sha256}.deflate")), threads)?;
+            // Into a temporary file beside the kept entry when there is a place for one,
+            // else into the build's own directory.
+            let temp = kept.and_then(|k| {
+                tempfile::Builder::new()
+                    .prefix(&format!(".{sha256}."))
+                    .tempfile_in(k)
+                    .ok()
+            });
+            let target = match &temp {
+                Some(t) => t.path().to_owned(),
+                None => dir.join(format!("{sha256}.deflate")),
+            };
+            let mut chunked = Chunked::compress(input, &target, threads)?;
             if chunked.len() != *size {
                 return Err(DeflateError::Size {
                     what: path.to_owned(),
@@ -226,8 +277,164 @@ impl ChunkCache {
                     actual: chunked.sha256,
                 });
             }
+            added.compressed += 1;
+            if let (Some(k), Some(t)) = (kept, temp) {
+                // The open file stays what was written, whatever becomes of the names.
+                if chunked.keep(k, t).is_ok() {
+                    added.kept += 1;
+                }
+            }
             self.insert(chunked);
         }
+        Ok(added)
+    }
+}
+
+/// What [`ChunkCache::add_spooled_kept`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Added {
+    /// Files compressed by this call.
+    pub compressed: usize,
+    /// Files whose kept entry was intact and taken as it was.
+    pub reused: usize,
+    /// Files whose kept entry was there but damaged (so compressed again).
+    pub rewritten: usize,
+    /// Files compressed and kept for later builds.
+    pub kept: usize,
+}
+
+/// The version of the kept entries' format: part of [`kept_name`].
+const KEPT_FORMAT: u32 = 1;
+
+/// The directory name (in a store's `derived/`) of the kept compressed binaries of the release
+/// whose tarball's sha512 is `release_sha512`: it names the release, the compressor (any
+/// change of which changes compressed bytes) and the generator's version, so that an entry is
+/// only ever taken by a build that would have made the same bytes.
+pub fn kept_name(release_sha512: &str) -> String {
+    let key = format!(
+        "kubemint kept chunks {KEPT_FORMAT}\nrelease sha512 {release_sha512}\ncompressor {}\nchunk {}\ngenerator {} {}\n",
+        super::COMPRESSOR,
+        CHUNK,
+        crate::GENERATOR,
+        crate::VERSION
+    );
+    format!("chunks-{}", crate::util::hash::sha256_hex(key.as_bytes()))
+}
+
+/// A kept entry's index, `<sha256>.chunks`: the line of the sha256 of the rest, then this as
+/// JSON.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Index {
+    format: u32,
+    sha256: String,
+    len: u64,
+    crc32: u32,
+    deflate_len: u64,
+    deflate_sha256: String,
+    /// `[len, compressed_len, crc32, adler32]` of each chunk.
+    chunks: Vec<[u32; 4]>,
+}
+
+impl Chunked {
+    /// The intact entry for content `sha256` of `len` bytes in `dir`, `None` when there is none,
+    /// an error when there is one that is not intact.
+    fn load(dir: &Path, sha256: &str, len: u64) -> Result<Option<Chunked>, DeflateError> {
+        let index_path = dir.join(format!("{sha256}.chunks"));
+        let deflate = dir.join(format!("{sha256}.deflate"));
+        let damaged = |why: &str| DeflateError::Kept {
+            path: index_path.clone(),
+            why: why.to_owned(),
+        };
+        let text = match std::fs::read(&index_path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(damaged(&e.to_string())),
+        };
+        let split = text.iter().position(|&b| b == b'\n');
+        let (digest, body) = match split {
+            Some(i) => (&text[..i], &text[i + 1..]),
+            None => return Err(damaged("no digest line")),
+        };
+        if digest != crate::util::hash::sha256_hex(body).as_bytes() {
+            return Err(damaged("its digest does not match"));
+        }
+        let index: Index = serde_json::from_slice(body).map_err(|e| damaged(&e.to_string()))?;
+        if index.format != KEPT_FORMAT || index.sha256 != sha256 {
+            return Err(damaged("another format or content"));
+        }
+        let chunks: Vec<ChunkInfo> = index
+            .chunks
+            .iter()
+            .map(|&[len, compressed_len, crc32, adler32]| ChunkInfo {
+                len,
+                compressed_len,
+                crc32,
+                adler32,
+            })
+            .collect();
+        let file = File::open(&deflate).map_err(|e| damaged(&e.to_string()))?;
+        let mut hashing = HashingReader::<_, Sha256>::new(BufReader::with_capacity(1 << 20, &file));
+        std::io::copy(&mut hashing, &mut std::io::sink()).map_err(|e| damaged(&e.to_string()))?;
+        let (deflate_sha256, deflate_len) =
+            hashing.finish().map_err(|e| damaged(&e.to_string()))?;
+        let compressed: u64 = chunks.iter().map(|c| u64::from(c.compressed_len)).sum();
+        if deflate_sha256 != index.deflate_sha256
+            || deflate_len != index.deflate_len
+            || deflate_len != compressed
+        {
+            return Err(damaged("its deflate file is not the one recorded"));
+        }
+        let chunked = Chunked {
+            deflate,
+            file: Arc::new(file),
+            chunks,
+            crc: Crc {
+                crc32: index.crc32,
+                len: index.len,
+            },
+            sha256: index.sha256,
+            deflate_sha256,
+        };
+        chunked
+            .check_shape(sha256, len)
+            .map_err(|e| damaged(&e.to_string()))?;
+        Ok(Some(chunked))
+    }
+
+    /// Names the deflate file `temp` (these chunks') `<sha256>.deflate` in `dir` and writes the
+    /// index beside it, each by renaming a complete temporary file; the index last.
+    fn keep(&mut self, dir: &Path, temp: tempfile::NamedTempFile) -> std::io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        // Readable by every user of a shared store (a temporary file is made 0600).
+        let readable = || std::fs::Permissions::from_mode(0o644);
+        temp.as_file().set_permissions(readable())?;
+        let deflate = dir.join(format!("{}.deflate", self.sha256));
+        temp.persist(&deflate).map_err(|e| e.error)?;
+        self.deflate = deflate;
+        let index = Index {
+            format: KEPT_FORMAT,
+            sha256: self.sha256.clone(),
+            len: self.crc.len,
+            crc32: self.crc.crc32,
+            deflate_len: self.compressed_len(),
+            deflate_sha256: self.deflate_sha256.clone(),
+            chunks: self
+                .chunks
+                .iter()
+                .map(|c| [c.len, c.compressed_len, c.crc32, c.adler32])
+                .collect(),
+        };
+        let body = serde_json::to_vec(&index).map_err(std::io::Error::other)?;
+        let mut text = crate::util::hash::sha256_hex(&body).into_bytes();
+        text.push(b'\n');
+        text.extend_from_slice(&body);
+        let mut t = tempfile::Builder::new()
+            .prefix(&format!(".{}.", self.sha256))
+            .tempfile_in(dir)?;
+        t.write_all(&text)?;
+        t.as_file().set_permissions(readable())?;
+        t.persist(dir.join(format!("{}.chunks", self.sha256)))
+            .map_err(|e| e.error)?;
         Ok(())
     }
 }
@@ -383,6 +590,65 @@ mod tests {
                 got.iter().map(|c| c.deflate.len() as u64).sum::<u64>()
             );
         }
+    }
+
+    #[test]
+    fn kept_entries_are_taken_only_while_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = dir.path().join("bin");
+        let data = synthetic("kept", 2 * CHUNK + 77);
+        std::fs::write(&spool, &data).unwrap();
+        let mut tree = Tree::new();
+        tree.add_file("/usr/bin/a", 0o755, Content::Spooled(spool.clone()))
+            .unwrap();
+        let (scratch, kept) = (dir.path().join("scratch"), dir.path().join("kept"));
+        std::fs::create_dir(&scratch).unwrap();
+        let sha = sha256_hex(&data);
+        let chunks_of = |c: &ChunkCache| {
+            let mut r = c.get(&sha).unwrap().reader().unwrap();
+            std::iter::from_fn(|| r.next_chunk().unwrap()).collect::<Vec<_>>()
+        };
+
+        let mut first = ChunkCache::new();
+        let added = first
+            .add_spooled_kept(&tree, &scratch, Some(&kept), Threads::new(2))
+            .unwrap();
+        assert_eq!((added.compressed, added.kept, added.reused), (1, 1, 0));
+        assert_eq!(chunks_of(&first), compress_bytes(&data, Threads::ONE));
+        assert!(kept.join(format!("{sha}.chunks")).is_file());
+
+        let mut second = ChunkCache::new();
+        let added = second
+            .add_spooled_kept(&tree, &scratch, Some(&kept), Threads::ONE)
+            .unwrap();
+        assert_eq!((added.compressed, added.reused), (0, 1));
+        assert_eq!(chunks_of(&second), chunks_of(&first));
+
+        // A flipped bit: not taken, compressed again, the entry rewritten.
+        let path = kept.join(format!("{sha}.deflate"));
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[3] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(Chunked::load(&kept, &sha, data.len() as u64).is_err());
+        let mut third = ChunkCache::new();
+        let added = third
+            .add_spooled_kept(&tree, &scratch, Some(&kept), Threads::ONE)
+            .unwrap();
+        assert_eq!((added.rewritten, added.compressed, added.reused), (1, 1, 0));
+        assert_eq!(chunks_of(&third), compress_bytes(&data, Threads::ONE));
+        assert!(
+            Chunked::load(&kept, &sha, data.len() as u64)
+                .unwrap()
+                .is_some()
+        );
+        // Another length than the tree says: not this content's entry.
+        assert!(Chunked::load(&kept, &sha, data.len() as u64 + 1).is_err());
+        // None kept: nothing to take.
+        assert!(
+            Chunked::load(&scratch, &sha, data.len() as u64)
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]

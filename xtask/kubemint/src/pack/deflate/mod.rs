@@ -246,6 +246,8 @@ pub enum DeflateError {
         cached: u32,
         actual: u32,
     },
+    #[error("{}: a kept compression that is not intact ({why})", path.display())]
+    Kept { path: PathBuf, why: String },
     #[error("{what}: sha256 {actual}, the tree says {expected}")]
     Digest {
         what: String,

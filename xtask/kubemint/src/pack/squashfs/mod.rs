@@ -144,13 +144,26 @@ pub fn squashfs_file_with(
     path: &Path,
     options: &Options,
 ) -> Result<(u64, String), SquashfsError> {
+    let (file, size, sha256) = squashfs_file_unsynced(tree, strip, epoch, path, options)?;
+    file.sync_all()?;
+    Ok((size, sha256))
+}
+
+/// [`squashfs_file_with`], leaving it to the caller to make the file durable (`sync_all` on the
+/// file returned) before anything depends on it.
+pub fn squashfs_file_unsynced(
+    tree: &Tree,
+    strip: &str,
+    epoch: Epoch,
+    path: &Path,
+    options: &Options,
+) -> Result<(File, u64, String), SquashfsError> {
     let mut file = BufWriter::with_capacity(1 << 20, File::create(path)?);
     write_squashfs_with(tree, strip, epoch, &mut file, options)?;
     file.flush()?;
     let file = file.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()?;
     let (sha256, size) = crate::util::hash::sha256_file(path)?;
-    Ok((size, sha256))
+    Ok((file, size, sha256))
 }
 
 /// [`write_squashfs`] on `options.threads` threads, with the blocks of every file whose content
