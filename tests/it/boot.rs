@@ -235,6 +235,10 @@ fn a_master_boots_from_its_disk_and_runs_once_its_secrets_arrive() {
     for u in units {
         assert_eq!(r["units"][u], "failed", "{u}: {r}");
         assert_eq!(r["restarts"][u], 0, "{u} was restarted: {r}");
+        assert!(
+            r["failed"].as_array().unwrap().iter().any(|f| f == u),
+            "systemctl --failed does not list {u}: {r}"
+        );
     }
     let missing = r["missing_secrets"].to_string();
     for file in [
