@@ -40,9 +40,22 @@ fn base_tarball() -> PathBuf {
 fn built(out: &str) -> (Project, PathBuf) {
     let p = Project::new();
     let base = base_tarball();
-    p.ok(&["base", BASE, "--file", base.to_str().unwrap(), "--json"]);
+    // The store that holds the base (`<store>/sha512/<digest>`): pinned from there, found there.
+    let store = base.parent().and_then(Path::parent).unwrap().to_owned();
+    let store = store.to_str().unwrap();
+    p.ok(&[
+        "--store",
+        store,
+        "base",
+        BASE,
+        "--file",
+        base.to_str().unwrap(),
+        "--json",
+    ]);
     let root = p.path().join(out);
     p.ok(&[
+        "--store",
+        store,
         "build-image",
         "master-1",
         "--sample",

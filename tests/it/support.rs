@@ -42,13 +42,17 @@ impl Project {
         self.dir.path()
     }
 
-    /// `xtask -C <project> ARGS…` with a clean environment (no SOURCE_DATE_EPOCH).
+    /// `xtask -C <project> ARGS…` with a clean environment (no SOURCE_DATE_EPOCH, no
+    /// KUBEMINT_STORE).
     pub fn xtask(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(xtask_bin());
         cmd.arg("-C")
             .arg(self.path())
             .args(args)
-            .env_remove("SOURCE_DATE_EPOCH");
+            .env_remove("SOURCE_DATE_EPOCH")
+            // The project's own store, whatever the caller's shell says (a test that wants
+            // another passes --store).
+            .env_remove("KUBEMINT_STORE");
         cmd
     }
 
