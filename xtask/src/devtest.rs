@@ -178,23 +178,30 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// `apt-get -o OPT… ARGS…`, non-interactive; an error unless it succeeds.
+fn apt_get(opts: &[String], args: &[&str]) -> Result<()> {
+    let mut cmd = Command::new("apt-get");
+    for o in opts {
+        cmd.args(["-o", o]);
+    }
+    let status = cmd
+        .args(args)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .context("cannot run apt-get")?;
+    anyhow::ensure!(
+        status.success(),
+        "apt-get {} failed ({status})",
+        args.join(" ")
+    );
+    Ok(())
+}
+
 /// Installs `tools`' packages with apt-get (as root, on Debian).
 fn install(tools: &[&Tool]) -> Result<()> {
     let packages = packages(tools);
     eprintln!("cargo xtask test: installing {}", packages.join(" "));
-    let apt = |args: &[&str]| -> Result<()> {
-        let status = Command::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .context("cannot run apt-get")?;
-        anyhow::ensure!(
-            status.success(),
-            "apt-get {} failed ({status})",
-            args.join(" ")
-        );
-        Ok(())
-    };
+    let apt = |args: &[&str]| apt_get(&[], args);
     apt(&["update", "-q"])?;
     let bookworm = std::fs::read_to_string("/etc/os-release")
         .is_ok_and(|r| r.lines().any(|l| l == "VERSION_CODENAME=bookworm"));
@@ -243,23 +250,7 @@ fn qemu_from_backports() -> Result<()> {
         format!("Dir::State::lists={}", d.join("lists").display()),
         format!("Dir::Cache::archives={}", d.join("archives").display()),
     ];
-    let apt = |args: &[&str]| -> Result<()> {
-        let mut cmd = Command::new("apt-get");
-        for o in &opts {
-            cmd.args(["-o", o]);
-        }
-        let status = cmd
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .context("cannot run apt-get")?;
-        anyhow::ensure!(
-            status.success(),
-            "apt-get {} failed ({status})",
-            args.join(" ")
-        );
-        Ok(())
-    };
+    let apt = |args: &[&str]| apt_get(&opts, args);
     eprintln!("cargo xtask test: installing qemu-system-x86 from bookworm-backports");
     apt(&["update", "-q"])?;
     apt(&[

@@ -1,18 +1,15 @@
-//! The payload: the tree as a reproducible tar.gz. Every header is built here (GNU format, one
-//! epoch, owner and mode from the tree, uname/gname `root` for uid/gid 0), entries in byte order,
-//! gzip with no name, mtime 0, OS 255, zlib-rs at level 6.
+//! The payload's tar: the tree as a reproducible tar stream. Every header is built here (GNU
+//! format, one epoch, owner and mode from the tree, uname/gname `root` for uid/gid 0), entries in
+//! byte order. The gzip around it is [`crate::pack::deflate::tar::write_tar_gz`]'s (chunked, the
+//! binaries compressed once per release).
 
 use crate::tree::{Content, Kind, Tree};
 use crate::util::epoch::Epoch;
-use crate::util::hash::{HashingWriter, Sha256Writer};
+use crate::util::hash::HashingWriter;
 use crate::util::progress::Bar;
-use flate2::{Compression, GzBuilder};
 use sha2::Sha256;
 use std::fs::File;
 use std::io::{self, BufReader, Write};
-
-/// The compressor recorded in manifests, so a digest change can be traced to it.
-pub const COMPRESSOR: &str = "gzip (flate2, zlib-rs backend, level 6, mtime 0, no name, OS 255)";
 
 /// Digests of a written payload.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,37 +20,6 @@ pub struct Written {
     /// sha256 and size of the uncompressed tar (an OCI layer's diff_id).
     pub tar_sha256: String,
     pub tar_size: u64,
-}
-
-/// Writes `tree` as tar.gz to `out`, compressing once, and returns both digests. `bar`
-/// advances with the uncompressed bytes.
-pub fn write_tar_gz<W: Write>(
-    tree: &Tree,
-    epoch: Epoch,
-    out: W,
-    bar: &Bar,
-) -> io::Result<(W, Written)> {
-    let compressed = Sha256Writer::new(out);
-    let gz = GzBuilder::new()
-        .mtime(0)
-        .operating_system(255)
-        .write(compressed, Compression::new(6));
-    let uncompressed = HashingWriter::<_, Sha256>::new(bar.wrap_write(gz));
-    let uncompressed = write_tar(tree, epoch, uncompressed)?;
-    let (gz, tar_sha256, tar_size) = uncompressed.finish();
-    let gz = gz.into_inner();
-    let compressed = gz.finish()?;
-    let (mut out, sha256, size) = compressed.finish();
-    out.flush()?;
-    Ok((
-        out,
-        Written {
-            sha256,
-            size,
-            tar_sha256,
-            tar_size,
-        },
-    ))
 }
 
 /// Writes `tree` as an uncompressed tar to `out`, returning its sha256 and size too (for an
@@ -143,7 +109,18 @@ mod tests {
             .unwrap();
         let bar = crate::util::progress::Progress::hidden().bar("", None);
         let epoch = Epoch::new(1_558_000_000).unwrap();
-        let (bytes, w) = write_tar_gz(&tree, epoch, Vec::new(), &bar).unwrap();
+        let gz = |tree: &Tree| {
+            crate::pack::deflate::tar::write_tar_gz(
+                tree,
+                epoch,
+                Vec::new(),
+                None,
+                crate::pack::deflate::Threads::new(1),
+                &bar,
+            )
+            .unwrap()
+        };
+        let (bytes, w) = gz(&tree);
         assert_eq!(w.size, bytes.len() as u64);
         let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
         let mut seen = Vec::new();
@@ -163,9 +140,6 @@ mod tests {
         }
         assert!(seen.contains(&long[1..].to_owned()), "{seen:?}");
         // Same tree, same bytes.
-        assert_eq!(
-            write_tar_gz(&tree, epoch, Vec::new(), &bar).unwrap().0,
-            bytes
-        );
+        assert_eq!(gz(&tree).0, bytes);
     }
 }

@@ -274,7 +274,7 @@ mod tests {
         assert_eq!(w.tar_sha256, crate::util::hash::sha256_hex(&want));
         // The diff_id is the payload's, whichever compressor.
         let bar = Progress::hidden().bar("", None);
-        let (_, classic) = payload::write_tar_gz(&tree, epoch(), Vec::new(), &bar).unwrap();
+        let (_, classic) = payload::write_tar_hashed(&tree, epoch(), Vec::new(), &bar).unwrap();
         assert_eq!(
             (classic.tar_sha256, classic.tar_size),
             (w.tar_sha256, w.tar_size)
