@@ -165,7 +165,8 @@ fn generations_restart_what_changed_roll_back_and_report() {
     assert_eq!(snapshot(r), before, "a reinstall changed the root");
 
     // v3 fails its gate: v2 again, v3 recorded bad with the gate's reason.
-    let gate = "--gate-command 'echo probing; echo \"reason: kube-apiserver /readyz: 503\"; exit 1'";
+    let gate =
+        "--gate-command 'echo probing; echo \"reason: kube-apiserver /readyz: 503\"; exit 1'";
     let out = run(&v[2], r, gate);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(!out.status.success(), "{stdout}");
@@ -237,15 +238,12 @@ fn generations_restart_what_changed_roll_back_and_report() {
     ok(&v[1], r, "--gate-command 'echo reason: all healthy'");
     let h = history(r);
     assert_eq!(h.last().unwrap()["result"], "good");
-    assert_eq!(
-        h.last().unwrap()["reason"],
-        "gate passed: all healthy"
-    );
+    assert_eq!(h.last().unwrap()["reason"], "gate passed: all healthy");
 }
 
 /// Kills the installer (kill -9 of its whole process group) just before its Nth `mv`, the
 /// rename that each step changing what is live or recorded ends with, for every N of a v1 → v2
-/// install and of a --rollback: afterwards the root has a complete version, v1 or v2, that its
+/// install, of a --rollback and of an install whose gate fails: afterwards the root has a complete version, v1 or v2, that its
 /// own installer's --verify accepts, once any run (here --recover) has completed the journalled
 /// switch; without a journal, even before.
 #[test]
@@ -270,7 +268,11 @@ fn an_install_killed_at_any_step_leaves_a_complete_version() {
     )
     .unwrap();
     support::sh_ok(&format!("chmod 0755 '{}/mv'", bin.path().display()));
-    let path = format!("{}:{}", bin.path().display(), std::env::var("PATH").unwrap());
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap()
+    );
     ok(&v[0], r, "");
     let installer_of = |id: &str| {
         if id == ids[0].0 { &v[0] } else { &v[1] }
@@ -296,7 +298,12 @@ fn an_install_killed_at_any_step_leaves_a_complete_version() {
             text(&out.stdout)
         );
     };
-    for (what, args) in [("install", &[][..]), ("rollback", &["--rollback"][..])] {
+    let failing = ["--force", "--gate-command", "echo 'reason: test'; exit 1"];
+    for (what, args) in [
+        ("install", &[][..]),
+        ("rollback", &["--rollback"][..]),
+        ("automatic rollback", &failing[..]),
+    ] {
         let mut n = 1;
         loop {
             // Start from v1 active (and, for the rollback, from v2 with v1 before it).
@@ -318,15 +325,21 @@ fn an_install_killed_at_any_step_leaves_a_complete_version() {
                 .output()
                 .unwrap();
             check(what, n);
-            if out.status.success() {
-                break; // fewer than n renames: every kill point was tried
+            if std::os::unix::process::ExitStatusExt::signal(&out.status) != Some(9) {
+                // Fewer than n renames: every kill point was tried, and the run ended as it
+                // should.
+                if what == "automatic rollback" {
+                    assert!(
+                        text(&out.stderr).contains("failed its gate (test): rolled back"),
+                        "{}",
+                        text(&out.stderr)
+                    );
+                    assert_eq!(active(&v[1], r).as_deref(), Some(ids[0].0.as_str()));
+                } else {
+                    assert!(out.status.success(), "{what}: {}", text(&out.stderr));
+                }
+                break;
             }
-            assert_eq!(
-                std::os::unix::process::ExitStatusExt::signal(&out.status),
-                Some(9),
-                "{what} {n}: {}",
-                text(&out.stderr)
-            );
             n += 1;
             assert!(n < 100, "too many renames");
         }

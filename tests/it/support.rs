@@ -166,7 +166,9 @@ pub fn installed(root: &Path) -> Snapshot {
     snapshot(root)
         .into_iter()
         .filter(|(p, _)| {
-            p != "/var" && p != "/var/lib" && p != "/var/lib/kubemint"
+            p != "/var"
+                && p != "/var/lib"
+                && p != "/var/lib/kubemint"
                 && !p.starts_with("/var/lib/kubemint/")
         })
         .collect()

@@ -78,7 +78,12 @@ pub fn header(
         .filter(|f| f.path.starts_with("/usr/lib/tmpfiles.d/"))
         .flat_map(|f| tmpfiles_lines(&f.content))
         .collect();
-    let reads = unit_reads(plan, tree, &tmpfiles_paths);
+    let texts: std::collections::BTreeMap<&str, &str> = plan
+        .files
+        .iter()
+        .map(|f| (f.path.as_str(), f.content.as_str()))
+        .collect();
+    let reads = unit_reads(&plan.units, &texts, tree, &tmpfiles_paths);
     let terminator = terminator(payload_sha256);
     let render = |digest: &str, header_size: u64| {
         let number = |n: u64| format!("{n:0width$}", width = OFFSET_WIDTH);
@@ -135,7 +140,12 @@ pub fn header(
 /// `L` line such as `.../sbin -> /usr/lib/kubernetes/bin`), and a symlink read brings its
 /// target. Names are matched as substrings, so the rule errs towards restarting. Binaries are
 /// never scanned (they name nothing the image controls).
-fn unit_reads(plan: &Plan, tree: &Tree, tmpfiles_paths: &[String]) -> Vec<String> {
+fn unit_reads(
+    units: &[String],
+    texts: &std::collections::BTreeMap<&str, &str>,
+    tree: &Tree,
+    tmpfiles_paths: &[String],
+) -> Vec<String> {
     use std::collections::{BTreeMap, BTreeSet};
     let units_dir = "/usr/lib/systemd/system/";
     let mut aliases: Vec<(String, String)> = tmpfiles_paths
@@ -160,10 +170,10 @@ fn unit_reads(plan: &Plan, tree: &Tree, tmpfiles_paths: &[String]) -> Vec<String
         for (alias, target) in &aliases {
             if p == target {
                 out.push(alias.clone());
-            } else if let Some(rest) = p.strip_prefix(target.as_str()) {
-                if rest.starts_with('/') {
-                    out.push(format!("{alias}{rest}"));
-                }
+            } else if let Some(rest) = p.strip_prefix(target.as_str())
+                && rest.starts_with('/')
+            {
+                out.push(format!("{alias}{rest}"));
             }
         }
         out
@@ -173,13 +183,8 @@ fn unit_reads(plan: &Plan, tree: &Tree, tmpfiles_paths: &[String]) -> Vec<String
         .filter(|(_, e)| !matches!(e.kind, Kind::Dir))
         .map(|(p, _)| (p, names(p)))
         .collect();
-    let texts: BTreeMap<&str, &str> = plan
-        .files
-        .iter()
-        .map(|f| (f.path.as_str(), f.content.as_str()))
-        .collect();
     let mut out = Vec::new();
-    for unit in &plan.units {
+    for unit in units {
         let file = format!("{units_dir}{unit}");
         let dropins = format!("{units_dir}{unit}.d/");
         let mut reads: BTreeSet<&str> = candidates
@@ -197,10 +202,10 @@ fn unit_reads(plan: &Plan, tree: &Tree, tmpfiles_paths: &[String]) -> Vec<String
                     }
                 }
             }
-            if let Some(target) = links.get(path) {
-                if let Some((p, _)) = candidates.iter().find(|(p, _)| p == target) {
-                    found.push(*p);
-                }
+            if let Some(target) = links.get(path)
+                && let Some((p, _)) = candidates.iter().find(|(p, _)| p == target)
+            {
+                found.push(*p);
             }
             for p in found {
                 if reads.insert(p) {
@@ -288,6 +293,42 @@ mod tests {
             ]
         );
         assert_eq!(without_line_3("a\nb\nc\nd\n"), "a\nb\nd\n");
+    }
+
+    #[test]
+    fn a_unit_reads_what_its_files_name_through_links_transitively() {
+        let mut tree = Tree::new();
+        let unit = "[Service]\nExecStart=/data/k/sbin/apiserver --config=/etc/k/a.yaml\n";
+        let files = [
+            ("/usr/lib/systemd/system/a.service", unit),
+            ("/etc/k/a.yaml", "kubeconfig: /etc/k/a.kubeconfig\n"),
+            ("/etc/k/a.kubeconfig", "server: https://127.0.0.1\n"),
+            ("/etc/k/b.yaml", "nobody names me\n"),
+            (
+                "/usr/lib/systemd/system/a.service.d/10-x.conf",
+                "[Service]\n",
+            ),
+            ("/usr/lib/k/bin/apiserver", "#!/bin/sh\n"),
+            ("/usr/lib/k/bin/scheduler", "#!/bin/sh\n"),
+        ];
+        for (path, text) in files {
+            tree.add_file(path, 0o644, Content::Inline(text.as_bytes().to_vec()))
+                .unwrap();
+        }
+        tree.add_symlink("/usr/local/bin/apiserver", "/usr/lib/k/bin/apiserver")
+            .unwrap();
+        let texts = files.iter().copied().collect();
+        let tmpfiles = ["L /data/k/sbin - - - /usr/lib/k/bin".to_owned()];
+        assert_eq!(
+            unit_reads(&["a.service".to_owned()], &texts, &tree, &tmpfiles),
+            [
+                "a.service /etc/k/a.kubeconfig",
+                "a.service /etc/k/a.yaml",
+                "a.service /usr/lib/k/bin/apiserver",
+                "a.service /usr/lib/systemd/system/a.service",
+                "a.service /usr/lib/systemd/system/a.service.d/10-x.conf",
+            ]
+        );
     }
 
     #[test]

@@ -825,13 +825,17 @@ judge_install() {
             if [ "$keep" = "$2" ]; then keep=-; fi
             write_journal gate-rollback "$2" "$1" "$keep" "$bad_reason"
             judge_gate_rollback "$2" "$1" "$keep" "$bad_reason" "$4"
+            if [ -z "$4" ]; then
+                die "$(gen_version "$2") failed its gate ($bad_reason): rolled back to $(gen_version "$1")"
+            fi
+            return 0
             ;;
     esac
     end_switch
     prune
 }
 
-# judge_gate_rollback BAD BACK PREV REASON NOTE: back to BACK, then exit 1.
+# judge_gate_rollback BAD BACK PREV REASON NOTE: back to BACK.
 judge_gate_rollback() {
     say "rolling back: $(gen_version "$1") failed its gate: $4"
     do_switch gate-rollback "$1" "$2" "$3"
@@ -845,7 +849,6 @@ judge_gate_rollback() {
     record "$(gen_version "$2")" "$2" rolled-back "$(gen_version "$1") failed its gate: $4; back on $(gen_version "$2") ($health)$5"
     end_switch
     prune
-    die "$(gen_version "$1") failed its gate ($4): rolled back to $(gen_version "$2")"
 }
 
 # judge_rollback FROM TO NOTE: the on-demand rollback's switch and gate.
