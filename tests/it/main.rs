@@ -16,6 +16,7 @@ mod installer;
 mod oci;
 mod profiles;
 mod reproducible;
+mod rollout;
 mod rollout_installer;
 mod safety;
 mod snapshots;
