@@ -29,6 +29,11 @@ fn builds(p: &Project, n: usize) -> Vec<PathBuf> {
         let dir = p.build_sample("master-1");
         let to = saved.join(format!("v{}-install.sh", i + 1));
         std::fs::copy(dir.join("master-1-install.sh"), &to).unwrap();
+        // The version the installer reports is the build's.
+        assert_eq!(
+            identity(&to).1,
+            support::manifest(&dir)["version"].as_str().unwrap()
+        );
         out.push(to);
     }
     std::fs::write(&cluster, original).unwrap();

@@ -93,6 +93,7 @@ pub fn header(
             profile => plan.profile,
             image => plan.image,
             release => plan.release.name,
+            image_version => plan.version,
             sample => plan.sample,
             version => crate::VERSION,
             archive_sha256 => payload_sha256,

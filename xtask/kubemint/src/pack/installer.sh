@@ -60,6 +60,8 @@ export LC_ALL
 
 PROFILE='{{ profile }}'
 RELEASE='{{ release }}'
+# This build's version (IMAGE_VERSION of its extension-release files).
+IMAGE_VERSION='{{ image_version }}'
 SAMPLE='{{ "yes" if sample else "no" }}'
 ARCHIVE_SHA256='{{ archive_sha256 }}'
 HEADER_SIZE={{ header_size }}
@@ -490,13 +492,8 @@ gen_version() {
     fi
 }
 
-# This installer's version: IMAGE_VERSION of the payload's extension-release file, or the
-# release and the generation's digest when the image has none.
-payload_version() {
-    pv=$(archive | gzip -dc | tar -xOf - "usr/lib/extension-release.d/extension-release.kubemint-$PROFILE" 2>/dev/null |
-        sed -n 's/^IMAGE_VERSION=//p' | head -n 1) || :
-    printf '%s\n' "${pv:-$RELEASE-$(printf %.12s "$TREE_ID")}"
-}
+# This installer's version: the build's IMAGE_VERSION.
+payload_version() { printf '%s\n' "$IMAGE_VERSION"; }
 
 # Writes stdin to FILE: to a temporary name beside it, then renamed over it.
 put() {
@@ -549,8 +546,10 @@ record() {
             say "note: $STATE_DIR/rollouts.json was not a JSON array: kept as rollouts.json.unreadable"
         fi
     fi
-    case $body in *'[') sep= ;; *) sep=, ;; esac
-    printf '%s%s\n%s\n]\n' "$body" "$sep" "$rec" | put "$hist"
+    # One record a line, "]" ending the last, as the image's rollout command writes it too.
+    case $body in *'[') sep= ;; *) sep=',
+' ;; esac
+    printf '%s%s%s]\n' "$body" "$sep" "$rec" | put "$hist"
 }
 
 unmark_bad() {
