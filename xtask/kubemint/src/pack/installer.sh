@@ -495,6 +495,9 @@ gen_version() {
 # This installer's version: the build's IMAGE_VERSION.
 payload_version() { printf '%s\n' "$IMAGE_VERSION"; }
 
+# Flushes the file systems holding PATH... to disk (all of them where sync has no -f).
+flush() { sync -f "$@" 2>/dev/null || sync; }
+
 # Writes stdin to FILE: to a temporary name beside it, then renamed over it.
 put() {
     cat >"$1.kubemint-new"
@@ -521,7 +524,7 @@ write_journal() {
     mkdir -p "$BASE$STATE_DIR"
     printf 'op %s\nfrom %s\nto %s\nprev %s\nreason %s\n' "$1" "$2" "$3" "$4" "$(printf '%s' "$5" | tr '\n' ' ')" |
         put "$BASE$STATE_DIR/switch"
-    sync
+    flush "$BASE$STATE_DIR"
 }
 
 end_switch() { rm -f "$BASE$STATE_DIR/switch"; }
@@ -624,7 +627,7 @@ stage_generation() {
     # shellcheck disable=SC2086 # UNITS is a list of unit names
     printf '%s\n' $UNITS >"$new/units"
     payload_version >"$new/version"
-    sync
+    flush "$new"
     mv -T "$new" "$sg"
     trap - 0
 }
@@ -763,7 +766,9 @@ restart_changed() {
 do_switch() {
     summary=$(apply "$2" "$3")
     say "$(gen_version "$3") into $ROOT: $summary"
-    sync
+    # The live files on disk before the state says they are there (they may be on several
+    # file systems: /usr, /etc, /var).
+    flush "$BASE/usr" "$BASE/etc" "$BASE$STATE_DIR"
     write_state "$3" "$4"
     live_setup
     if [ "$1" = install ] && [ -n "$SECRETS" ]; then
