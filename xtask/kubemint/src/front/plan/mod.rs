@@ -36,6 +36,20 @@ pub struct Plan {
     pub units: Vec<String>,
     /// What the master needs delivered apart: never in the tree.
     pub secrets: Vec<Secret>,
+    /// Each component's flags as its unit's `ExecStart=` passes them, in the image's order:
+    /// manifest.json lists them under `components`, so that reports and diffs of built outputs
+    /// speak of flags, not of unit files' digests.
+    pub components: Vec<ComponentFlags>,
+}
+
+/// One component's command line, as data.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ComponentFlags {
+    pub name: String,
+    /// The unit that runs it, e.g. `kube-apiserver.service`.
+    pub unit: String,
+    /// In the order written, values rendered (without the leading `--`).
+    pub flags: Vec<crate::front::profile::Flag>,
 }
 
 /// The release a plan is built on: its name (a lock entry, or the sample's) and the Kubernetes
@@ -236,6 +250,7 @@ pub fn plan(
 
     let mut binaries = Vec::new();
     let mut components = Vec::new();
+    let mut command_lines = Vec::new();
     for c in &image.components {
         let component_flags = &profile
             .components
@@ -247,6 +262,11 @@ pub fn plan(
             })?
             .flags;
         let binary = format!("{}/{}", profile.paths.bin_dir, c.name);
+        command_lines.push(ComponentFlags {
+            name: c.name.clone(),
+            unit: format!("{}.service", c.name),
+            flags: component_flags.clone(),
+        });
         binaries.push(Binary {
             member: c.member.clone(),
             path: binary.clone(),
@@ -424,6 +444,7 @@ pub fn plan(
         owns,
         units,
         secrets,
+        components: command_lines,
     })
 }
 
