@@ -52,7 +52,8 @@ fn build_all_with_json_summary() {
                 "oci-archive",
                 "sysext",
                 "confext",
-                "disk"
+                "disk",
+                "report"
             ]
         );
         let dir = std::path::PathBuf::from(b["dir"].as_str().unwrap());

@@ -130,9 +130,30 @@ pub fn render(masters: &[Master], verify: Option<&serde_json::Value>) -> String 
         &files,
         verify,
     );
+    // What differs first: every flag whose values are not the same on every master.
+    let differing_flags: Vec<Row> = flags
+        .iter()
+        .flat_map(|(component, _, rows)| {
+            rows.iter().filter(|r| r.differs()).map(move |r| Row {
+                label: format!("{} {}", esc(component), r.label),
+                ..r.clone()
+            })
+        })
+        .collect();
+    if views.len() > 1 && !differing_flags.is_empty() {
+        out.push_str("<h3>Flags that differ</h3>\n");
+        table(&mut out, "flags-differ", "flag", &names, &differing_flags);
+    }
+    out.push_str("</section>\n");
 
     section(&mut out, "masters", "Masters");
-    table(&mut out, "masters-table", "", &names, &overview_rows(masters));
+    table(
+        &mut out,
+        "masters-table",
+        "",
+        &names,
+        &overview_rows(masters),
+    );
     out.push_str("</section>\n");
 
     section(&mut out, "flags", "Component flags");
@@ -166,7 +187,13 @@ pub fn render(masters: &[Master], verify: Option<&serde_json::Value>) -> String 
     out.push_str("</section>\n");
 
     section(&mut out, "partitions", "Disk partitions");
-    table(&mut out, "partitions-table", "partition", &names, &partitions);
+    table(
+        &mut out,
+        "partitions-table",
+        "partition",
+        &names,
+        &partitions,
+    );
     out.push_str("</section>\n");
 
     section(&mut out, "outputs", "Outputs");
@@ -370,7 +397,7 @@ fn glance(
             None => card("", "given".into(), "verify result".into()),
         }
     }
-    out.push_str("</div>\n</section>\n");
+    out.push_str("</div>\n");
 }
 
 fn overview_rows(masters: &[Master]) -> Vec<Row> {
@@ -385,7 +412,9 @@ fn overview_rows(masters: &[Master]) -> Vec<Row> {
         row("image", &|m| Some(esc(&m.manifest.image))),
         row("release", &|m| Some(esc(&m.manifest.release.name))),
         row("release file", &|m| Some(code(&m.manifest.release.file))),
-        row("release sha512", &|m| Some(code(&m.manifest.release.sha512))),
+        row("release sha512", &|m| {
+            Some(code(&m.manifest.release.sha512))
+        }),
         row("release size", &|m| Some(size(m.manifest.release.size))),
     ];
     if masters.iter().any(|m| m.manifest.version.is_some()) {
@@ -398,7 +427,9 @@ fn overview_rows(masters: &[Master]) -> Vec<Row> {
         row("sample", &|m| {
             Some(if m.manifest.sample { "yes" } else { "no" }.into())
         }),
-        row("OCI manifest", &|m| Some(code(&m.manifest.oci.manifest_digest))),
+        row("OCI manifest", &|m| {
+            Some(code(&m.manifest.oci.manifest_digest))
+        }),
         row("OCI config", &|m| Some(code(&m.manifest.oci.config_digest))),
         row("files", &|m| Some(m.manifest.files.len().to_string())),
     ]);
@@ -905,7 +936,10 @@ mod tests {
     #[test]
     fn marks_what_differs_and_spans_what_is_shared() {
         let page = render(
-            &[master("master-1", "10.0.0.1"), master("master-2", "10.0.0.2")],
+            &[
+                master("master-1", "10.0.0.1"),
+                master("master-2", "10.0.0.2"),
+            ],
             None,
         );
         let row = |flag: &str| {
@@ -924,7 +958,10 @@ mod tests {
         );
         // Same inputs, same bytes.
         let again = render(
-            &[master("master-1", "10.0.0.1"), master("master-2", "10.0.0.2")],
+            &[
+                master("master-1", "10.0.0.1"),
+                master("master-2", "10.0.0.2"),
+            ],
             None,
         );
         assert_eq!(page, again);
