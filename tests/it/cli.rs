@@ -14,6 +14,7 @@ fn every_command_has_help() {
         &["plan"],
         &["upgrade-plan"],
         &["bench"],
+        &["report"],
     ] {
         let mut args = cmd.to_vec();
         args.push("--help");

@@ -722,6 +722,19 @@ fn file_cell(f: &super::FileView) -> String {
 /// Whether a verify result says clean, and how many findings it lists: `clean` or `ok` when
 /// it has one, else no findings; `None` when it has neither.
 fn verify_status(v: &serde_json::Value) -> (Option<bool>, usize) {
+    // Several results (one per master): clean when each is, their findings added up.
+    if let Some(results) = v
+        .as_array()
+        .filter(|a| !a.is_empty() && a.iter().all(|r| r.is_object()))
+    {
+        let each: Vec<_> = results.iter().map(verify_status).collect();
+        let clean = each
+            .iter()
+            .map(|(c, _)| *c)
+            .collect::<Option<Vec<bool>>>()
+            .map(|c| c.iter().all(|c| *c));
+        return (clean, each.iter().map(|(_, n)| n).sum());
+    }
     let findings = v
         .get("findings")
         .and_then(|f| f.as_array())
@@ -749,6 +762,28 @@ fn verify_section(out: &mut String, v: &serde_json::Value) {
         }
         None => {}
     }
+    verify_value(out, v, "");
+}
+
+/// One result: an object's scalars as a table, its lists of objects as tables, its lists of
+/// scalars as lists; several results one after the other, each under its `profile` or
+/// `target`; anything else as JSON text.
+fn verify_value(out: &mut String, v: &serde_json::Value, id: &str) {
+    if let Some(results) = v
+        .as_array()
+        .filter(|a| !a.is_empty() && a.iter().all(|r| r.is_object()))
+    {
+        for (i, r) in results.iter().enumerate() {
+            let name = ["profile", "target"]
+                .iter()
+                .find_map(|k| r.get(*k).and_then(|n| n.as_str()))
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("result {}", i + 1));
+            let _ = writeln!(out, "<h3>{}</h3>", esc(&name));
+            verify_value(out, r, &format!("{id}{}-", i + 1));
+        }
+        return;
+    }
     let Some(object) = v.as_object() else {
         let _ = writeln!(out, "<pre>{}</pre>", esc(&pretty(v)));
         return;
@@ -759,7 +794,16 @@ fn verify_section(out: &mut String, v: &serde_json::Value) {
             serde_json::Value::Array(items)
                 if !items.is_empty() && items.iter().all(|i| i.is_object()) =>
             {
-                object_table(out, key, items);
+                object_table(out, key, items, id);
+            }
+            serde_json::Value::Array(items)
+                if items.iter().all(|i| !i.is_object() && !i.is_array()) =>
+            {
+                let _ = write!(out, "<h3>{} ({})</h3><ul>", esc(key), items.len());
+                for i in items {
+                    let _ = write!(out, "<li>{}</li>", esc(&scalar_text(i)));
+                }
+                out.push_str("</ul>\n");
             }
             serde_json::Value::Array(_) | serde_json::Value::Object(_) => {
                 let _ = writeln!(
@@ -782,12 +826,12 @@ fn verify_section(out: &mut String, v: &serde_json::Value) {
     if !scalars.is_empty() {
         let _ = writeln!(
             out,
-            "<table id=\"verify-fields\"><tbody>{scalars}</tbody></table>"
+            "<table id=\"verify-{id}fields\"><tbody>{scalars}</tbody></table>"
         );
     }
 }
 
-fn object_table(out: &mut String, key: &str, items: &[serde_json::Value]) {
+fn object_table(out: &mut String, key: &str, items: &[serde_json::Value], id: &str) {
     let mut columns: Vec<&str> = Vec::new();
     for i in items.iter().filter_map(|i| i.as_object()) {
         for k in i.keys() {
@@ -798,7 +842,7 @@ fn object_table(out: &mut String, key: &str, items: &[serde_json::Value]) {
     }
     let _ = write!(
         out,
-        "<h3>{} ({})</h3><table id=\"verify-{}\"><thead><tr>",
+        "<h3>{} ({})</h3><table id=\"verify-{id}{}\"><thead><tr>",
         esc(key),
         items.len(),
         slug(key)
@@ -978,6 +1022,20 @@ mod tests {
             (Some(false), 1)
         );
         assert_eq!(verify_status(&serde_json::json!([1])), (None, 0));
+        assert_eq!(
+            verify_status(&serde_json::json!([{"findings": []}, {"findings": [{}, {}]}])),
+            (Some(false), 2)
+        );
+        let mut out = String::new();
+        verify_section(
+            &mut out,
+            &serde_json::json!([{"profile": "m<1>", "findings": [{"kind": "mode"}], "notes": ["n<"]}]),
+        );
+        assert!(
+            out.contains("<h3>m&lt;1&gt;</h3>") && out.contains("<li>n&lt;</li>"),
+            "{out}"
+        );
+        assert!(out.contains("id=\"verify-1-findings\""), "{out}");
         assert_eq!(size(1536), "1.5 KiB");
         assert_eq!(esc("a'b\"<&>"), "a&#39;b&quot;&lt;&amp;&gt;");
     }
