@@ -245,3 +245,26 @@ fn a_users_report_html_is_left_alone() {
     assert!(err.contains("holds report.html"), "{err}");
     assert_eq!(std::fs::read(root.join("report.html")).unwrap(), b"mine");
 }
+
+/// The set's page follows the root: a build with every profile up to date makes a missing page
+/// again, the same bytes, and adds a master built later as a column of its own.
+#[test]
+fn the_sets_page_is_made_whole_by_the_next_build() {
+    let p = Project::new();
+    let out = tempfile::tempdir().unwrap();
+    let build = |profiles: &[&str]| {
+        let mut args = vec!["build-image"];
+        args.extend(profiles);
+        args.extend(["--sample", "--out", out.path().to_str().unwrap()]);
+        text(&p.ok(&args).stdout)
+    };
+    build(&["master-1"]);
+    let page = out.path().join("sample/report.html");
+    let first = std::fs::read(&page).unwrap();
+    std::fs::remove_file(&page).unwrap();
+    assert!(build(&["master-1"]).contains("up to date"));
+    assert_eq!(std::fs::read(&page).unwrap(), first);
+    build(&["master-2"]);
+    let both = std::fs::read_to_string(&page).unwrap();
+    assert!(both.contains("<title>kubemint audit: master-1 · master-2</title>"));
+}

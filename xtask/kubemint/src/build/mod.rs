@@ -93,8 +93,6 @@ pub enum BuildError {
     Input(#[from] InputError),
     #[error(transparent)]
     Extract(#[from] ExtractError),
-    #[error(transparent)]
-    Report(#[from] report::ReportError),
     #[error("{profile}: {source}")]
     Tree { profile: String, source: TreeError },
     #[error("{path}: {source}")]
@@ -227,7 +225,7 @@ pub fn build(
         }
     }
     if todo.is_empty() {
-        set_report(&root, progress)?;
+        set_report(&root, progress);
         return Ok(built.into_iter().flatten().collect());
     }
     let session = root.make_session()?;
@@ -384,26 +382,38 @@ pub fn build(
     // Every output is ready and durable: now, and only now, they replace the previous ones.
     syncer.finish()?;
     root.swap_in(&staged)?;
-    set_report(&root, progress)?;
+    set_report(&root, progress);
     Ok(built.into_iter().flatten().collect())
 }
 
 /// The set's page, `<out root>/report.html`: every output directory of the root side by side,
 /// from their manifest.json as they now are; written (staged, then renamed over the old one)
-/// only when its bytes change.
-fn set_report(root: &OutputRoot, progress: &Progress) -> Result<(), BuildError> {
-    let masters = report::read_root(root.path())?;
-    if masters.is_empty() {
-        return Ok(());
-    }
-    let page = report::render(&masters, None);
+/// only when its bytes change. The outputs are in place already: a page that cannot be made
+/// is a warning (and the old page, now stale, is removed), not a failed build.
+fn set_report(root: &OutputRoot, progress: &Progress) {
     let path = root.path().join(report::FILE);
-    if std::fs::read(&path).is_ok_and(|old| old == page.as_bytes()) {
-        return Ok(());
+    let made = report::read_root(root.path())
+        .map_err(|e| e.to_string())
+        .and_then(|masters| {
+            if masters.is_empty() {
+                return Ok(());
+            }
+            let page = report::render(&masters, None);
+            if std::fs::read(&path).is_ok_and(|old| old == page.as_bytes()) {
+                return Ok(());
+            }
+            progress.step(&format!("writing {}", path.display()));
+            root.put_file(report::FILE, page.as_bytes())
+                .map_err(|e| e.to_string())
+        });
+    if let Err(e) = made {
+        let _ = std::fs::remove_file(&path);
+        progress.notice(&format!(
+            "warning: the outputs are in place, but not the set's report.html: {e}; make it with `cargo xtask report {} -o {}`",
+            root.path().display(),
+            path.display()
+        ));
     }
-    progress.step(&format!("writing {}", path.display()));
-    root.put_file(report::FILE, page.as_bytes())?;
-    Ok(())
 }
 
 /// What `m`'s build reads, as manifest.json lists it: the release, the profile's files, the

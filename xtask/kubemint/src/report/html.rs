@@ -1000,6 +1000,12 @@ mod tests {
             v.starts_with("<tr><th") && v.contains("colspan=\"2\""),
             "{v}"
         );
+        // The build version, when a manifest has one.
+        assert!(!page.contains("build version"));
+        let mut versioned = master("master-1", "10.0.0.1");
+        versioned.manifest.version = Some("1.14.2-1558001600-0123456789ab".into());
+        let one = render(&[versioned], None);
+        assert!(one.contains("build version") && one.contains("1.14.2-1558001600-0123456789ab"));
         // Same inputs, same bytes.
         let again = render(
             &[
