@@ -94,10 +94,16 @@ pub fn render(masters: &[Master], verify: Option<&serde_json::Value>) -> String 
     };
     let _ = writeln!(
         out,
-        "<header><h1>Audit report: {}{sample}</h1><p>{} master{}, side by side, from the manifest.json of each build{}</p></header>",
+        "<header><h1>Audit report: {}{sample}</h1><p>{}{}</p></header>",
         esc(&title),
-        names.len(),
-        if names.len() == 1 { "" } else { "s" },
+        if names.len() == 1 {
+            "One master, from its build's manifest.json".to_owned()
+        } else {
+            format!(
+                "{} masters side by side, from the manifest.json of each build",
+                names.len()
+            )
+        },
         if verify.is_some() {
             ", with a verify result"
         } else {
