@@ -17,6 +17,7 @@ mod oci;
 mod profiles;
 mod report;
 mod reproducible;
+mod rollout;
 mod safety;
 mod snapshots;
 mod speed;
