@@ -15,6 +15,7 @@ mod hostile;
 mod installer;
 mod oci;
 mod profiles;
+mod report;
 mod reproducible;
 mod rollout;
 mod rollout_installer;
