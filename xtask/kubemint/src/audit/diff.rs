@@ -320,6 +320,13 @@ pub fn diff(a: &Side<'_>, b: &Side<'_>) -> Diff {
         Some(ma.sample.to_string()),
         Some(mb.sample.to_string()),
     );
+    let version = |x: &Manifest| {
+        x.rest
+            .get("version")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
+    change(m, "version".into(), version(ma), version(mb));
     match (a.plan, b.plan) {
         (Some(pa), Some(pb)) => {
             let (fa, fb) = (flags(pa), flags(pb));

@@ -313,7 +313,7 @@ pub fn root(exp: &Expected, dir: &Path) -> Report {
     r.checked = checked;
     if view.id_of("passwd", "root").is_none() {
         r.notes.push(format!(
-            "{} has no /etc/passwd yet: secrets' owners are checked by number only once it has booted",
+            "{} has no /etc/passwd yet: secrets' owners are not checked (their names have no numbers until it boots)",
             dir.display()
         ));
     }
@@ -579,6 +579,19 @@ pub fn output_dir(exp: &Expected, dir: &Path) -> Result<Report, AuditError> {
         .map(|s| (*s).to_owned())
         .collect();
     known.extend(present.iter().cloned());
+    // What SHA256SUMS lists (the reference build's when there is one, else this one's): the
+    // files beside the images (an update server's SHA256SUMS) are outputs too.
+    let listed = exp
+        .dir
+        .as_ref()
+        .map(|d| d.join("SHA256SUMS"))
+        .unwrap_or_else(|| sums.clone());
+    if let Ok(text) = std::fs::read_to_string(&listed) {
+        known.extend(
+            text.lines()
+                .filter_map(|l| l.split_once("  ").map(|(_, p)| p.to_owned())),
+        );
+    }
     for entry in walkdir::WalkDir::new(dir).min_depth(1).sort_by_file_name() {
         let Ok(entry) = entry else { continue };
         let rel = entry
