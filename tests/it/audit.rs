@@ -196,8 +196,20 @@ fn verify_names_each_kind_of_drift_on_a_root() {
         "{t}"
     );
     assert!(t.contains("differs from master-1"), "{t}");
-    // A usage error is 2.
+    // A usage error is 2: no target, or a target that is not there.
     assert_eq!(p.run(&["verify", "master-1"]).status.code(), Some(2));
+    assert_eq!(
+        p.run(&[
+            "verify",
+            "master-1",
+            "--sample",
+            "--root",
+            "/nonexistent/root"
+        ])
+        .status
+        .code(),
+        Some(2)
+    );
 }
 
 #[test]

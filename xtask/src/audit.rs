@@ -15,6 +15,8 @@ use std::process::ExitCode;
 
 /// Exit status of an audit that ran and found differences.
 pub const FOUND: u8 = 1;
+/// Exit status of a usage error (clap's too).
+pub const USAGE: u8 = 2;
 
 #[derive(Args, Debug)]
 #[command(group(clap::ArgGroup::new("target").required(true).args(["root", "image", "disk", "output"])))]
@@ -112,6 +114,34 @@ pub fn verify(
     store: kubemint::inputs::store::Store,
     progress: &Progress,
 ) -> Result<ExitCode> {
+    // A target that is not there is a usage error (2), before any reference is built.
+    let usage = |what: String| -> Result<ExitCode> {
+        eprintln!("error: {what}");
+        Ok(ExitCode::from(USAGE))
+    };
+    for (flag, path, dir) in [
+        ("--root", &args.root, true),
+        ("--output", &args.output, true),
+        ("--disk", &args.disk, false),
+        ("--manifest", &args.manifest, false),
+    ] {
+        if let Some(p) = path {
+            let p = cwd.join(p);
+            if (dir && !p.is_dir()) || (!dir && !p.is_file()) {
+                return usage(format!(
+                    "{flag} {}: no such {}",
+                    p.display(),
+                    if dir { "directory" } else { "file" }
+                ));
+            }
+        }
+    }
+    if let Some(image) = &args.image
+        && !image.starts_with("docker://")
+        && let Err(e) = oci_ref(image, cwd)
+    {
+        return usage(format!("{e:#}"));
+    }
     let reference = match &args.manifest {
         Some(m) => Reference {
             expected: vec![Expected::load(&cwd.join(m))?],

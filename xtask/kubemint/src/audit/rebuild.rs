@@ -247,7 +247,10 @@ fn is_tar(b: &[u8]) -> bool {
 }
 
 /// A tar member's fields.
-fn members(b: &[u8]) -> std::io::Result<Vec<(String, Vec<(&'static str, String)>)>> {
+/// A tar member: its name and (field, value) pairs.
+type Member = (String, Vec<(&'static str, String)>);
+
+fn members(b: &[u8]) -> std::io::Result<Vec<Member>> {
     let mut out = Vec::new();
     let mut archive = tar::Archive::new(b);
     for e in archive.entries()? {
