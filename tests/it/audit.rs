@@ -418,3 +418,81 @@ fn rebuild_check_passes_and_names_a_planted_difference() {
     assert!(t.contains("squashfs"), "{t}");
     assert!(t.contains("NOT reproducible"), "{t}");
 }
+
+#[test]
+fn verify_reads_the_bootable_disk_s_esp_and_names_a_changed_extension_in_it() {
+    let (p, dir) = crate::boot::built("out");
+    let manifest = dir.join("manifest.json");
+    let disk = dir.join(
+        support::manifest(&dir)["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["kind"] == "bootable")
+            .expect("a bootable disk")["path"]
+            .as_str()
+            .unwrap(),
+    );
+    let out = p.run(&[
+        "verify",
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--disk",
+        disk.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(text(&out.stdout).contains("no findings"));
+
+    // A byte of the confext inside the ESP changed: found by its digest, named inside.
+    let img = kubemint::audit::gpt::read(&disk).unwrap().unwrap();
+    let esp = img
+        .partitions
+        .iter()
+        .find(|x| x.type_guid == kubemint::audit::gpt::ESP)
+        .unwrap();
+    let fat = kubemint::audit::fat::Fat::open(&disk, esp.offset()).unwrap();
+    let node = fat
+        .walk()
+        .unwrap()
+        .into_iter()
+        .find(|n| n.path.starts_with("kubemint/confexts/"))
+        .unwrap();
+    let at = fat.contiguous(&node).unwrap().unwrap();
+    let sq = kubemint::audit::squashfs::read(&disk, at).unwrap();
+    let (path, entry) = sq
+        .entries
+        .iter()
+        .find(|(_, e)| e.kind == "file" && e.size > 64)
+        .unwrap();
+    let byte = at + entry.blocks[0].offset + u64::from(entry.blocks[0].stored) / 2;
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&disk)
+            .unwrap();
+        let mut b = [0u8; 1];
+        f.read_exact_at(&mut b, byte).unwrap();
+        b[0] ^= 0x01;
+        f.write_all_at(&b, byte).unwrap();
+    }
+    let out = p.run(&[
+        "verify",
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--disk",
+        disk.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let f = findings(&out);
+    let shown = serde_json::to_string_pretty(&f).unwrap();
+    assert!(has(&f, "changed", &node.path), "{shown}");
+    assert!(has(&f, "changed", path), "{shown}");
+}

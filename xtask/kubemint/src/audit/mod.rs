@@ -10,6 +10,7 @@
 //! the environment or the clock.
 
 pub mod diff;
+pub mod fat;
 pub mod gpt;
 pub mod oci;
 pub mod rebuild;
