@@ -99,6 +99,7 @@ fn two_builds_under_different_conditions_are_byte_identical() {
         "master-1.oci.tar",
         "master-1.tar.gz",
         "oci",
+        "report.html",
     ];
     assert_eq!(names, want);
     assert_eq!(fa.len(), fb.len(), "the two builds wrote different files");

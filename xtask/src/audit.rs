@@ -189,7 +189,7 @@ pub fn verify(
         } else {
             unreachable!("clap requires a target")
         };
-        reports.push(report);
+        reports.push(report.finish());
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&reports)?);
@@ -198,7 +198,7 @@ pub fn verify(
             print!("{}", r.render());
         }
     }
-    Ok(if reports.iter().all(Report::clean) {
+    Ok(if reports.iter().all(Report::is_clean) {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(FOUND)

@@ -1,6 +1,6 @@
 //! `diff`: how two masters differ, in the order an auditor asks. First the meaning: the
-//! release and its digest; per component, the flags added, removed and changed (read from each
-//! unit's `ExecStart=` in the plan); the audit policy's rules; the units; the secrets each
+//! release and its digest; per component, the flags added, removed and changed (as the plan, or
+//! the manifest's `components`, has them); the audit policy's rules; the units; the secrets each
 //! expects. Then the files (added, removed, changed, with sizes and digests, from the
 //! manifests). Then what the two share: OCI layers and disk partitions by digest.
 //!
@@ -137,85 +137,47 @@ impl Diff {
     }
 }
 
-/// The flags of each component: `binary` name → flag → value, from the units' `ExecStart=`.
-pub fn flags(plan: &Plan) -> BTreeMap<String, BTreeMap<String, String>> {
-    let mut out = BTreeMap::new();
-    for unit in &plan.units {
-        let path = format!("{}{unit}", super::rules::SHIPPED_UNITS_DIR);
-        let Some(file) = plan.files.iter().find(|f| f.path == path) else {
-            continue;
-        };
-        let (component, flags) = exec_start_flags(&file.content);
-        if let Some(c) = component {
-            out.insert(c, flags);
-        }
+/// The flags of each component: component → flag → value, as the plan resolved them (or,
+/// without a plan, as the manifest's `components` recorded them).
+pub fn flags(
+    plan: Option<&Plan>,
+    m: &Manifest,
+) -> Option<BTreeMap<String, BTreeMap<String, String>>> {
+    if let Some(plan) = plan {
+        return Some(
+            plan.components
+                .iter()
+                .map(|c| {
+                    (
+                        c.name.clone(),
+                        c.flags
+                            .iter()
+                            .map(|f| (f.name.clone(), f.value.clone()))
+                            .collect(),
+                    )
+                })
+                .collect(),
+        );
     }
-    out
-}
-
-/// The binary's name and the `--name=value` flags of a unit's `ExecStart=` (one per line,
-/// joined by continuations, as `plan::systemd::exec_start` writes it).
-fn exec_start_flags(unit: &str) -> (Option<String>, BTreeMap<String, String>) {
-    let joined = unit.replace("\\\n", " ");
-    let Some(line) = joined
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("ExecStart="))
-    else {
-        return (None, BTreeMap::new());
-    };
-    let mut words = split_words(line).into_iter();
-    let binary = words.next().map(|b| {
-        b.rsplit('/')
-            .next()
-            .unwrap_or(&b)
-            .trim_start_matches(['-', '@', '+', '!', ':'])
-            .to_owned()
-    });
-    let mut flags = BTreeMap::new();
-    for w in words {
-        if let Some(f) = w.strip_prefix("--") {
-            let (name, value) = f.split_once('=').unwrap_or((f, ""));
-            flags.insert(name.to_owned(), value.to_owned());
-        }
-    }
-    (binary, flags)
-}
-
-/// systemd's word splitting for `ExecStart=`: double quotes, backslash escapes, `$$` and `%%`.
-fn split_words(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    let mut any = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' => {
-                quoted = !quoted;
-                any = true;
-            }
-            '\\' if quoted => {
-                if let Some(n) = chars.next() {
-                    cur.push(n);
-                }
-            }
-            c if c.is_whitespace() && !quoted => {
-                if any || !cur.is_empty() {
-                    out.push(std::mem::take(&mut cur));
-                    any = false;
-                }
-            }
-            '$' | '%' if chars.peek() == Some(&c) => {
-                chars.next();
-                cur.push(c);
-            }
-            c => cur.push(c),
-        }
-    }
-    if any || !cur.is_empty() {
-        out.push(cur);
-    }
-    out
+    let components = m.rest.get("components")?.as_array()?;
+    Some(
+        components
+            .iter()
+            .filter_map(|c| {
+                let flags = c["flags"]
+                    .as_array()?
+                    .iter()
+                    .filter_map(|f| {
+                        Some((
+                            f["name"].as_str()?.to_owned(),
+                            f["value"].as_str()?.to_owned(),
+                        ))
+                    })
+                    .collect();
+                Some((c["name"].as_str()?.to_owned(), flags))
+            })
+            .collect(),
+    )
 }
 
 /// The rules of the audit policy files (rendered files named `*audit*.yaml`): each rule line
@@ -327,18 +289,24 @@ pub fn diff(a: &Side<'_>, b: &Side<'_>) -> Diff {
             .map(str::to_owned)
     };
     change(m, "version".into(), version(ma), version(mb));
+    if let (Some(fa), Some(fb)) = (flags(a.plan, ma), flags(b.plan, mb)) {
+        let components: BTreeSet<&String> = fa.keys().chain(fb.keys()).collect();
+        for c in components {
+            let empty = BTreeMap::new();
+            let (xa, xb) = (fa.get(c).unwrap_or(&empty), fb.get(c).unwrap_or(&empty));
+            let names: BTreeSet<&String> = xa.keys().chain(xb.keys()).collect();
+            for n in names {
+                change(
+                    m,
+                    format!("{c} --{n}"),
+                    xa.get(n).cloned(),
+                    xb.get(n).cloned(),
+                );
+            }
+        }
+    }
     match (a.plan, b.plan) {
         (Some(pa), Some(pb)) => {
-            let (fa, fb) = (flags(pa), flags(pb));
-            let components: BTreeSet<&String> = fa.keys().chain(fb.keys()).collect();
-            for c in components {
-                let empty = BTreeMap::new();
-                let (xa, xb) = (fa.get(c).unwrap_or(&empty), fb.get(c).unwrap_or(&empty));
-                let names: BTreeSet<&String> = xa.keys().chain(xb.keys()).collect();
-                for n in names {
-                    change(m, format!("{c} --{n}"), xa.get(n).cloned(), xb.get(n).cloned());
-                }
-            }
             let (aa, ab) = (audit_lines(pa), audit_lines(pb));
             let files: BTreeSet<&String> = aa.keys().chain(ab.keys()).collect();
             for f in files {
@@ -374,7 +342,7 @@ pub fn diff(a: &Side<'_>, b: &Side<'_>) -> Diff {
             change(m, "service user".into(), Some(pa.user.clone()), Some(pb.user.clone()));
         }
         _ => d.notes.push(
-            "flags, audit rules and units are compared only with both plans; a side had none (see its note)".into(),
+            "audit rules and units are compared only with both plans; a side had none (see its note)".into(),
         ),
     }
     let secrets = |m: &Manifest| -> BTreeMap<String, String> {
@@ -454,19 +422,4 @@ pub fn diff(a: &Side<'_>, b: &Side<'_>) -> Diff {
         }
     }
     d
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn exec_start_is_read_back() {
-        let unit = "[Service]\nExecStart=/usr/lib/k/bin/kube-apiserver \\\n  --a=1 \\\n  \"--b=x y\" \\\n  --c=50%%\nRestart=always\n";
-        let (bin, flags) = exec_start_flags(unit);
-        assert_eq!(bin.as_deref(), Some("kube-apiserver"));
-        assert_eq!(flags["a"], "1");
-        assert_eq!(flags["b"], "x y");
-        assert_eq!(flags["c"], "50%");
-    }
 }

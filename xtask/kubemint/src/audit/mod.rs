@@ -202,6 +202,8 @@ pub struct Report {
     pub release: String,
     /// What was verified, as given.
     pub target: String,
+    /// No findings.
+    pub clean: bool,
     /// How many manifest entries and artefacts were compared.
     pub checked: usize,
     pub findings: Vec<Finding>,
@@ -210,8 +212,14 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn clean(&self) -> bool {
+    pub fn is_clean(&self) -> bool {
         self.findings.is_empty()
+    }
+
+    /// Sets `clean` from the findings: call once they are all in.
+    pub fn finish(mut self) -> Report {
+        self.clean = self.is_clean();
+        self
     }
 
     /// One line per finding, then the summary.
@@ -224,7 +232,7 @@ impl Report {
         for n in &self.notes {
             out.push_str(&format!("note: {n}\n"));
         }
-        if self.clean() {
+        if self.is_clean() {
             out.push_str(&format!(
                 "{} matches {} ({}): {} entries checked, no findings\n",
                 self.target, self.profile, self.release, self.checked
