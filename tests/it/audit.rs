@@ -381,12 +381,10 @@ fn diff_explains_two_masters_and_the_upgrade_and_nothing_against_itself() {
 
 #[test]
 fn rebuild_check_passes_and_names_a_planted_difference() {
-    let out = std::process::Command::new(support::xtask_bin())
-        .args(["-C", support::repo().to_str().unwrap()])
-        .args(["rebuild-check", "master-1", "--sample"])
-        .env_remove("SOURCE_DATE_EPOCH")
-        .output()
-        .unwrap();
+    // The repository's profiles and images, in a throwaway project: nothing is written into
+    // the checkout (its store included).
+    let p = Project::new();
+    let out = p.run(&["rebuild-check", "master-1", "--sample"]);
     assert!(
         out.status.success(),
         "{}{}",
@@ -395,17 +393,12 @@ fn rebuild_check_passes_and_names_a_planted_difference() {
     );
     assert!(text(&out.stdout).contains("identical"));
 
-    let out = std::process::Command::new(support::xtask_bin())
-        .args(["-C", support::repo().to_str().unwrap()])
-        .args([
-            "rebuild-check",
-            "master-1",
-            "--sample",
-            "--plant-nondeterminism",
-        ])
-        .env_remove("SOURCE_DATE_EPOCH")
-        .output()
-        .unwrap();
+    let out = p.run(&[
+        "rebuild-check",
+        "master-1",
+        "--sample",
+        "--plant-nondeterminism",
+    ]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let t = text(&out.stdout);
     // The payload's tar member and its mtime, the two values side by side.
