@@ -489,3 +489,33 @@ fn verify_reads_the_bootable_disk_s_esp_and_names_a_changed_extension_in_it() {
     assert!(has(&f, "changed", &node.path), "{shown}");
     assert!(has(&f, "changed", path), "{shown}");
 }
+
+#[test]
+fn verify_takes_a_registry_image_through_skopeo() {
+    support::require_tool("skopeo");
+    let p = Project::new();
+    let dir = p.build_sample("master-1");
+    let work = tempfile::tempdir().unwrap();
+    let registry = crate::oci::Registry::start(work.path());
+    let image = format!("docker://{}/kubemint/master-1:v1.14.2", registry.addr);
+    let out = sh(&format!(
+        "skopeo copy --dest-tls-verify=false 'oci:{}:master-1' {image}",
+        dir.join("oci").display()
+    ));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = p.run(&[
+        "verify",
+        "--manifest",
+        dir.join("manifest.json").to_str().unwrap(),
+        "--image",
+        &image,
+        "--no-tls-verify",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(text(&out.stdout).contains("no findings"));
+}

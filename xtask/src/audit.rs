@@ -44,6 +44,10 @@ pub struct VerifyArgs {
     /// network use)
     #[arg(long, value_name = "REF")]
     pub image: Option<String>,
+    /// With a docker:// --image: do not verify the registry's TLS certificate (a loopback or
+    /// test registry; skopeo's --src-tls-verify=false)
+    #[arg(long, requires = "image")]
+    pub no_tls_verify: bool,
     /// A sysext or confext squashfs, the disk image (disk/…) or the bootable disk (boot/…)
     #[arg(long, value_name = "FILE")]
     pub disk: Option<PathBuf>,
@@ -178,7 +182,7 @@ pub fn verify(
             let (layout, tag) = match image.strip_prefix("docker://") {
                 Some(_) => {
                     if _copied.is_none() {
-                        _copied = Some(skopeo_copy(image)?);
+                        _copied = Some(skopeo_copy(image, args.no_tls_verify)?);
                     }
                     let d: &tempfile::TempDir = _copied.as_ref().expect("just copied");
                     (d.path().join("layout"), Some("verify".to_owned()))
@@ -224,11 +228,16 @@ fn oci_ref(image: &str, cwd: &Path) -> Result<(PathBuf, Option<String>)> {
 }
 
 /// Copies a registry image into a temporary layout with skopeo, tagged `verify`.
-fn skopeo_copy(image: &str) -> Result<tempfile::TempDir> {
+fn skopeo_copy(image: &str, no_tls_verify: bool) -> Result<tempfile::TempDir> {
     let dir = tempfile::tempdir().context("cannot make a temporary directory")?;
     let dest = format!("oci:{}:verify", dir.path().join("layout").display());
-    let status = std::process::Command::new("skopeo")
-        .args(["copy", "--quiet", image, &dest])
+    let mut cmd = std::process::Command::new("skopeo");
+    cmd.args(["copy", "--quiet"]);
+    if no_tls_verify {
+        cmd.arg("--src-tls-verify=false");
+    }
+    let status = cmd
+        .args([image, &dest])
         .status()
         .context("cannot run skopeo (install it: apt-get install skopeo)")?;
     if !status.success() {
