@@ -13,6 +13,7 @@
 //! minor at a time, through the front end; [`util`] holds what several stages share (digests,
 //! canonical JSON, the epoch, progress bars).
 
+pub mod attest;
 pub mod build;
 pub mod front;
 pub mod inputs;
