@@ -52,7 +52,10 @@ fn build_all_with_json_summary() {
                 "oci-archive",
                 "sysext",
                 "confext",
-                "disk"
+                "disk",
+                "sbom-spdx",
+                "sbom-cyclonedx",
+                "provenance"
             ]
         );
         let dir = std::path::PathBuf::from(b["dir"].as_str().unwrap());
