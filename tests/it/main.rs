@@ -17,6 +17,7 @@ mod installer;
 mod oci;
 mod profiles;
 mod reproducible;
+mod rollout;
 mod safety;
 mod snapshots;
 mod speed;

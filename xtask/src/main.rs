@@ -560,6 +560,13 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             if let Some(dir) = kept {
                 eprintln!("kept the VM's directory: {}", dir.display());
             }
+            if report.crashed {
+                eprintln!(
+                    "vm {}: the power was cut in the middle of the update, as asked; boot the same --machine again to see what comes up",
+                    args.profile
+                );
+                return Ok(std::process::ExitCode::SUCCESS);
+            }
             if !report.healthy {
                 return Ok(std::process::ExitCode::FAILURE);
             }

@@ -656,7 +656,17 @@ fn write_outputs(
 
     // Every output file, the layout's included, for `sha256sum -c SHA256SUMS`.
     let mut sums: Vec<(String, String)> = Vec::new();
+    let mut sums_rows: Vec<(String, String)> = Vec::new();
     for o in outputs.iter().chain(std::iter::once(&manifest_row)) {
+        if matches!(o.kind.as_str(), "sysext" | "confext") {
+            // The update server's SHA256SUMS beside the image.
+            if let Some((sub, _)) = o.path.rsplit_once('/') {
+                let sums = format!("{sub}/SHA256SUMS");
+                let (sha256, _) = crate::util::hash::sha256_file(&dir.join(&sums))
+                    .map_err(io_err(&dir.join(&sums)))?;
+                sums_rows.push((sums, sha256));
+            }
+        }
         if o.kind == "oci-layout" {
             for (rel, sha256) in oci::layout_sums(&layout).map_err(io_err(&layout))? {
                 sums.push((format!("{}/{rel}", o.path), sha256));
@@ -665,6 +675,7 @@ fn write_outputs(
             sums.push((o.path.clone(), o.sha256.clone()));
         }
     }
+    sums.extend(sums_rows);
     sums.sort();
     let text: String = sums
         .iter()
@@ -812,6 +823,10 @@ fn write_disk_images(
 ) -> Result<(Vec<Output>, disk::Ddi, Option<disk::Ddi>), BuildError> {
     progress.step(&format!("writing the disk images of {}", plan.profile));
     let name = format!("kubemint-{}.raw", plan.profile);
+    // The extension images carry the version in their names, as systemd-sysupdate's
+    // `MatchPattern=kubemint-<profile>_@v.raw` reads it; each directory has the SHA256SUMS an
+    // update server serves beside them.
+    let versioned = format!("kubemint-{}_{}.raw", plan.profile, plan.version);
     let within = |p: &str, root: &str| p == root || p.starts_with(&format!("{root}/"));
     let mut outputs = Vec::new();
     for (kind, sub, keep) in [
@@ -821,14 +836,16 @@ fn write_disk_images(
         let part = tree.subset(|p, _| keep.iter().any(|r| within(p, r)));
         let folder = dir.join(sub);
         std::fs::create_dir(&folder).map_err(io_err(&folder))?;
-        let path = folder.join(&name);
+        let path = folder.join(&versioned);
         let (file, size, sha256) =
             squashfs::squashfs_file_unsynced(&part, "/", plan.epoch, &path, how)
                 .map_err(|e| io_err(&path)(e.into()))?;
         syncer.sync(&path, file)?;
+        let sums = format!("{sha256}  {versioned}\n");
+        write_small(&folder, "sums", "SHA256SUMS", sums.as_bytes(), syncer)?;
         outputs.push(Output {
             kind: kind.into(),
-            path: format!("{sub}/{name}"),
+            path: format!("{sub}/{versioned}"),
             size,
             sha256,
         });

@@ -17,6 +17,9 @@ pub struct Manifest {
     /// True when built from the generated stand-in release: not a real master.
     pub sample: bool,
     pub release: Release,
+    /// This build's version (`IMAGE_VERSION`, and the extension images' names): the release,
+    /// the epoch and a digest of the plan (`front::plan::version_of`).
+    pub version: String,
     /// Everything the build read: the release tarball, profile files, image definition, templates.
     pub inputs: Vec<Input>,
     pub epoch: crate::util::epoch::Epoch,
@@ -135,6 +138,7 @@ impl Manifest {
             image: plan.image.clone(),
             sample: plan.sample,
             release,
+            version: plan.version.clone(),
             inputs,
             epoch: plan.epoch,
             generator: Generator {
