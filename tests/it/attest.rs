@@ -431,7 +431,12 @@ fn a_signed_build_verifies_and_a_changed_byte_does_not() {
     }
     let (a, b) = (a.join("sample/master-1"), b.join("sample/master-1"));
     let scratch = keys.path().join("scratch");
-    for file in ["SHA256SUMS", "provenance.intoto.json"] {
+    for file in [
+        "SHA256SUMS",
+        "provenance.intoto.json",
+        "extensions/SHA256SUMS",
+        "confexts/SHA256SUMS",
+    ] {
         let sig = a.join(format!("{file}.gpg"));
         verify(&a.join(file), &sig, &public, &scratch).unwrap_or_else(|e| panic!("{e}"));
         // gpgv accepts the secret key file too (its public part).
@@ -442,7 +447,7 @@ fn a_signed_build_verifies_and_a_changed_byte_does_not() {
             std::fs::read(b.join(format!("{file}.gpg"))).unwrap()
         );
         // A changed byte fails.
-        let changed = keys.path().join(file);
+        let changed = keys.path().join(file.replace('/', "-"));
         let mut bytes = std::fs::read(a.join(file)).unwrap();
         bytes[10] ^= 1;
         std::fs::write(&changed, bytes).unwrap();
@@ -451,14 +456,21 @@ fn a_signed_build_verifies_and_a_changed_byte_does_not() {
     }
     // The provenance's signature is an output manifest.json lists; SHA256SUMS covers it.
     let m = manifest(&a);
-    let row = m["outputs"]
+    let signed: Vec<&str> = m["outputs"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|r| r["kind"] == "signature")
-        .unwrap()
-        .clone();
-    assert_eq!(row["path"], "provenance.intoto.json.gpg");
+        .filter(|r| r["kind"] == "signature")
+        .map(|r| r["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        signed,
+        [
+            "provenance.intoto.json.gpg",
+            "extensions/SHA256SUMS.gpg",
+            "confexts/SHA256SUMS.gpg"
+        ]
+    );
     ok(&format!(
         "cd '{}' && sha256sum -c --quiet SHA256SUMS",
         a.display()

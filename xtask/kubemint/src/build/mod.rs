@@ -583,6 +583,18 @@ fn write_outputs(
         .chain([&spdx_row, &cdx_row])
         .map(|o| (o.path.clone(), o.sha256.clone()))
         .collect();
+    // The update server's SHA256SUMS beside each extension image.
+    for o in disk_outputs
+        .iter()
+        .filter(|o| matches!(o.kind.as_str(), "sysext" | "confext"))
+    {
+        if let Some((sub, _)) = o.path.rsplit_once('/') {
+            let sums = format!("{sub}/SHA256SUMS");
+            if let Ok((sha256, _)) = crate::util::hash::sha256_file(&dir.join(&sums)) {
+                subjects.push((sums, sha256));
+            }
+        }
+    }
     let manifest_hex = image.manifest_digest["sha256:".len()..].to_owned();
     subjects.push((format!("oci/blobs/sha256/{manifest_hex}"), manifest_hex));
     subjects.sort();
