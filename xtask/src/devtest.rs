@@ -412,6 +412,7 @@ pub fn run(root: &Path, args: &TestArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(2));
     }
     if args.tools_only {
+        ensure_python(root)?;
         eprintln!("cargo xtask test: every tool the suite needs is installed");
         return Ok(ExitCode::SUCCESS);
     }

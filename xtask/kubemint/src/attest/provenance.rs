@@ -55,6 +55,20 @@ pub fn document(subject: &Subject<'_>, subjects: &[(String, String)]) -> Vec<u8>
         "uri": format!("pkg:generic/{}@{}", crate::GENERATOR, crate::VERSION),
         "annotations": { "kind": "generator", "version": crate::VERSION },
     }));
+    let mut external = json!({
+        "profileSet": subject.set,
+        "profile": plan.profile,
+        "image": plan.image,
+        "release": plan.release.name,
+        "epoch": plan.epoch.seconds(),
+        "options": {
+            "sample": plan.sample,
+            "layerCompression": subject.layers,
+        },
+    });
+    if let Some(base) = &plan.base {
+        external["base"] = json!(base);
+    }
     let doc = json!({
         "_type": STATEMENT_TYPE,
         "subject": subjects,
@@ -62,18 +76,7 @@ pub fn document(subject: &Subject<'_>, subjects: &[(String, String)]) -> Vec<u8>
         "predicate": {
             "buildDefinition": {
                 "buildType": build_type(),
-                "externalParameters": {
-                    "profileSet": subject.set,
-                    "profile": plan.profile,
-                    "image": plan.image,
-                    "release": plan.release.name,
-                    "base": plan.base,
-                    "epoch": plan.epoch.seconds(),
-                    "options": {
-                        "sample": plan.sample,
-                        "layerCompression": subject.layers,
-                    },
-                },
+                "externalParameters": external,
                 "internalParameters": {
                     "payloadCompressor": crate::pack::deflate::tar::COMPRESSOR,
                     "chunkCompressor": crate::pack::deflate::COMPRESSOR,
