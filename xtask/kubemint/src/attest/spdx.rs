@@ -128,3 +128,26 @@ pub fn document(subject: &Subject<'_>, files: &[FileDigest]) -> Vec<u8> {
     doc["documentNamespace"] = json!(format!("{URI}/spdx/{}/{digest}", plan.profile));
     to_bytes(&doc)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_ids_are_valid_spdx_ids_and_unique() {
+        let mut taken = BTreeSet::new();
+        let a = file_id("/usr/lib/kubemint/a_b", &mut taken);
+        let b = file_id("/usr/lib/kubemint/a-b", &mut taken);
+        let c = file_id("/usr/lib/kubemint/a+b", &mut taken);
+        assert_eq!(a, "SPDXRef-File-usr-lib-kubemint-a-b");
+        assert_eq!(b, "SPDXRef-File-usr-lib-kubemint-a-b-2");
+        assert_eq!(c, "SPDXRef-File-usr-lib-kubemint-a-b-3");
+        for id in [&a, &b, &c] {
+            let rest = id.strip_prefix("SPDXRef-").unwrap();
+            assert!(
+                rest.chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '.' || ch == '-')
+            );
+        }
+    }
+}
