@@ -166,7 +166,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn uuid_v5_matches_the_rfc_example() {
+    fn uuid_v5_is_the_standard_name_based_uuid() {
         // What Python's uuid.uuid5(uuid.NAMESPACE_URL, "https://kubemint.invalid") gives.
         assert_eq!(
             uuid_v5("https://kubemint.invalid"),

@@ -70,6 +70,26 @@ fn private(dir: &Path, mode: u32) -> std::io::Result<()> {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
 }
 
+/// gpg-agent's sockets live in its home and a Unix socket's path has at most 107 bytes: a home
+/// with a longer path than this is made in `/tmp` instead (kept only while it is used).
+const LONGEST_HOME: usize = 80;
+
+/// `wanted`, or a short directory in `/tmp` when `wanted`'s path is too long for gpg-agent's
+/// sockets; the second value keeps the latter alive.
+fn short_home(wanted: &Path) -> Result<(PathBuf, Option<tempfile::TempDir>), SignError> {
+    if wanted.as_os_str().len() <= LONGEST_HOME {
+        return Ok((wanted.to_owned(), None));
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix("kubemint-gpg.")
+        .tempdir_in("/tmp")
+        .map_err(|source| SignError::Io {
+            path: PathBuf::from("/tmp"),
+            source,
+        })?;
+    Ok((tmp.path().join("home"), Some(tmp)))
+}
+
 fn gpg(home: &Path) -> Command {
     let mut c = Command::new("gpg");
     c.arg("--homedir")
@@ -88,6 +108,8 @@ fn gpg(home: &Path) -> Command {
 /// the home removed when dropped.
 pub struct Signer {
     home: PathBuf,
+    /// Holds the short home in `/tmp`, when `home` is there.
+    _short: Option<tempfile::TempDir>,
     key: PathBuf,
     /// When signatures say they were made.
     time: u64,
@@ -95,8 +117,11 @@ pub struct Signer {
 
 impl Signer {
     /// Imports the armored secret key `key` into `home` (a directory that must not exist,
-    /// removed when the signer is dropped).
+    /// removed when the signer is dropped; one in `/tmp` instead when its path is too long for
+    /// gpg-agent's sockets).
     pub fn new(key: &Path, home: &Path, epoch: Epoch) -> Result<Signer, SignError> {
+        let (home, short) = short_home(home)?;
+        let home = home.as_path();
         std::fs::create_dir(home).map_err(|source| SignError::Io {
             path: home.to_owned(),
             source,
@@ -107,6 +132,7 @@ impl Signer {
         })?;
         let mut signer = Signer {
             home: home.to_owned(),
+            _short: short,
             key: key.to_owned(),
             time: epoch.seconds(),
         };
@@ -182,13 +208,16 @@ impl Drop for Signer {
 
 /// Checks that `signature` is a good signature of `file` by the key in `trusted_key` (an
 /// armored or binary OpenPGP key file, public or secret), with `gpgv`. `scratch` is a directory
-/// that must not exist (removed after). For `verify --trusted-key`.
+/// that must not exist (removed after; one in `/tmp` instead when its path is too long for
+/// gpg-agent's sockets). For `verify --trusted-key`.
 pub fn verify(
     file: &Path,
     signature: &Path,
     trusted_key: &Path,
     scratch: &Path,
 ) -> Result<(), SignError> {
+    let (scratch, _short) = short_home(scratch)?;
+    let scratch = scratch.as_path();
     std::fs::create_dir(scratch).map_err(|source| SignError::Io {
         path: scratch.to_owned(),
         source,
