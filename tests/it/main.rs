@@ -16,6 +16,7 @@ mod hostile;
 mod installer;
 mod oci;
 mod profiles;
+mod report;
 mod reproducible;
 mod rollout;
 mod safety;

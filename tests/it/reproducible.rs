@@ -100,6 +100,7 @@ fn two_builds_under_different_conditions_are_byte_identical() {
         "master-1.tar.gz",
         "oci",
         "provenance.intoto.json",
+        "report.html",
         "sbom.cdx.json",
         "sbom.spdx.json",
     ];

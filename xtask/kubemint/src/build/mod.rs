@@ -20,6 +20,7 @@ use crate::pack::deflate::cache::ChunkCache;
 use crate::pack::deflate::{self, Threads};
 use crate::pack::oci::{self, LayerCache, LayerCompression};
 use crate::pack::{disk, installer, squashfs};
+use crate::report;
 use crate::tree::{self, Tree, TreeError};
 use crate::util::progress::Progress;
 use outputs::{OutputRoot, Staged};
@@ -241,6 +242,7 @@ pub fn build(
         }
     }
     if todo.is_empty() {
+        set_report(&root, progress);
         return Ok(built.into_iter().flatten().collect());
     }
     let session = root.make_session()?;
@@ -401,7 +403,38 @@ pub fn build(
     // Every output is ready and durable: now, and only now, they replace the previous ones.
     syncer.finish()?;
     root.swap_in(&staged)?;
+    set_report(&root, progress);
     Ok(built.into_iter().flatten().collect())
+}
+
+/// The set's page, `<out root>/report.html`: every output directory of the root side by side,
+/// from their manifest.json as they now are; written (staged, then renamed over the old one)
+/// only when its bytes change. The outputs are in place already: a page that cannot be made
+/// is a warning (and the old page, now stale, is removed), not a failed build.
+fn set_report(root: &OutputRoot, progress: &Progress) {
+    let path = root.path().join(report::FILE);
+    let made = report::read_root(root.path())
+        .map_err(|e| e.to_string())
+        .and_then(|masters| {
+            if masters.is_empty() {
+                return Ok(());
+            }
+            let page = report::render(&masters, None);
+            if std::fs::read(&path).is_ok_and(|old| old == page.as_bytes()) {
+                return Ok(());
+            }
+            progress.step(&format!("writing {}", path.display()));
+            root.put_file(report::FILE, page.as_bytes())
+                .map_err(|e| e.to_string())
+        });
+    if let Err(e) = made {
+        let _ = std::fs::remove_file(&path);
+        progress.notice(&format!(
+            "warning: the outputs are in place, but not the set's report.html: {e}; make it with `cargo xtask report {} -o {}`",
+            root.path().display(),
+            path.display()
+        ));
+    }
 }
 
 /// What `m`'s build reads, as manifest.json lists it: the release, the profile's files, the
@@ -663,6 +696,17 @@ fn write_outputs(
     };
     let mut manifest = Manifest::new(plan, read, inputs, tree, outputs.clone(), image, ddi);
     manifest.boot = boot;
+    // This master's page, from the manifest as it is before its own row: then its row.
+    let page = report::render(
+        &[report::Master {
+            manifest: report::View::of(&manifest),
+            manifest_sha256: None,
+        }],
+        None,
+    );
+    let page_row = write_small(dir, "report", report::FILE, page.as_bytes(), syncer)?;
+    manifest.outputs.push(page_row.clone());
+    outputs.push(page_row);
     let bytes = manifest.to_bytes();
     let manifest_row = write_small(dir, "manifest", "manifest.json", &bytes, syncer)?;
 

@@ -39,6 +39,22 @@ pub struct Plan {
     pub units: Vec<String>,
     /// What the master needs delivered apart: never in the tree.
     pub secrets: Vec<Secret>,
+    /// Each component's flags as its unit's `ExecStart=` passes them, in the image's order:
+    /// manifest.json lists them under `components`, so that reports and diffs of built outputs
+    /// speak of flags, not of unit files' digests. (Left out of [`version_of`]'s digest: the
+    /// rendered units hold the same flags.)
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub components: Vec<ComponentFlags>,
+}
+
+/// One component's command line, as data.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ComponentFlags {
+    pub name: String,
+    /// The unit that runs it, e.g. `kube-apiserver.service`.
+    pub unit: String,
+    /// In the order written, values rendered (without the leading `--`).
+    pub flags: Vec<crate::front::profile::Flag>,
 }
 
 /// The release a plan is built on: its name (a lock entry, or the sample's) and the Kubernetes
@@ -239,6 +255,7 @@ pub fn plan(
 
     let mut binaries = Vec::new();
     let mut components = Vec::new();
+    let mut command_lines = Vec::new();
     for c in &image.components {
         let component_flags = &profile
             .components
@@ -250,6 +267,11 @@ pub fn plan(
             })?
             .flags;
         let binary = format!("{}/{}", profile.paths.bin_dir, c.name);
+        command_lines.push(ComponentFlags {
+            name: c.name.clone(),
+            unit: format!("{}.service", c.name),
+            flags: component_flags.clone(),
+        });
         binaries.push(Binary {
             member: c.member.clone(),
             path: binary.clone(),
@@ -436,6 +458,7 @@ pub fn plan(
         owns,
         units,
         secrets,
+        components: command_lines,
     };
     plan.version = version_of(&plan);
     for f in &mut plan.files {
@@ -467,6 +490,9 @@ pub fn version_of(plan: &Plan) -> String {
     use sha2::{Digest, Sha256};
     let mut unversioned = plan.clone();
     unversioned.version = String::new();
+    // The flags as data repeat what the rendered units hold: they add nothing to the content
+    // (and, empty, are not serialized: the digest is the one of a plan without them).
+    unversioned.components = Vec::new();
     let mut h = Sha256::new();
     h.update(env!("CARGO_PKG_VERSION").as_bytes());
     h.update([0]);

@@ -148,7 +148,7 @@ pub struct Component {
     pub flags: Vec<Flag>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Flag {
     /// Without the leading `--`.
     pub name: String,
