@@ -1,5 +1,6 @@
 //! `build-image`: runs the stages after the front end for each planned master — verified
-//! inputs → tree → packers (payload and installer, OCI image, disk images) → manifest.json and
+//! inputs → tree → packers (payload and installer, OCI image, disk images) → attestations
+//! (SBOMs, provenance, OCI artefacts, signatures: [`crate::attest`]) → manifest.json and
 //! SHA256SUMS — staging every output of the build, then swapping them all into place
 //! ([`outputs`]), so a failed build leaves every previous output untouched.
 
@@ -551,8 +552,9 @@ impl Drop for Syncer {
     }
 }
 
-/// Writes payload, installer, OCI layout and archive, manifest.json and SHA256SUMS into `dir`
-/// (a staging directory); returns what was built and the sha256 of its manifest.json.
+/// Writes payload, installer, OCI layout and archive, disk images, SBOMs, provenance (and
+/// signatures), manifest.json and SHA256SUMS into `dir` (a staging directory), in the order
+/// [`crate::attest`] gives; returns what was built and the sha256 of its manifest.json.
 #[allow(clippy::too_many_arguments)]
 fn write_outputs(
     plan: &Plan,
