@@ -3,6 +3,7 @@
 //! and judge outputs with the tools users have (sha256sum, sh, shellcheck, systemd-analyze).
 
 mod attest;
+mod audit;
 mod boot;
 mod check;
 mod cli;

@@ -16,6 +16,7 @@
 //! canonical JSON, the epoch, progress bars).
 
 pub mod attest;
+pub mod audit;
 pub mod build;
 pub mod front;
 pub mod inputs;
