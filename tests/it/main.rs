@@ -23,3 +23,4 @@ mod standins;
 mod support;
 mod unit;
 mod upgrade;
+mod xattr;
