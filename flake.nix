@@ -138,6 +138,7 @@
             coreutils
             python3
             kubectl
+            chromium # renders the audit report headless (tests/it/report.rs)
           ];
 
           # rust-analyzer needs the standard library's sources.

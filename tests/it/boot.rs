@@ -36,13 +36,19 @@ fn base_tarball() -> PathBuf {
     store.join("sha512").join(sha512.trim())
 }
 
+/// The store that holds the base (`<store>/sha512/<digest>`): pinned from there, found there.
+pub(crate) fn base_store() -> String {
+    let base = base_tarball();
+    let store = base.parent().and_then(Path::parent).unwrap().to_owned();
+    store.to_str().unwrap().to_owned()
+}
+
 /// A project whose lock pins the base, and master-1 built from the sample release into `out`.
-fn built(out: &str) -> (Project, PathBuf) {
+pub(crate) fn built(out: &str) -> (Project, PathBuf) {
     let p = Project::new();
     let base = base_tarball();
-    // The store that holds the base (`<store>/sha512/<digest>`): pinned from there, found there.
-    let store = base.parent().and_then(Path::parent).unwrap().to_owned();
-    let store = store.to_str().unwrap();
+    let store = base_store();
+    let store = store.as_str();
     p.ok(&[
         "--store",
         store,
@@ -70,7 +76,7 @@ fn disk(dir: &Path) -> PathBuf {
     dir.join("boot/kubemint-master-1.raw")
 }
 
-fn json(bytes: &[u8]) -> Value {
+pub(crate) fn json(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes).unwrap_or_else(|e| panic!("{e}: {}", text(bytes)))
 }
 
@@ -120,11 +126,11 @@ fn the_bootable_disk_is_reproducible_and_has_the_layout_it_promises() {
     for (inside, beside) in [
         (
             "kubemint/extensions/kubemint-master-1.raw",
-            "extensions/kubemint-master-1.raw",
+            crate::support::output_rel(&one, "sysext"),
         ),
         (
             "kubemint/confexts/kubemint-master-1.raw",
-            "confexts/kubemint-master-1.raw",
+            crate::support::output_rel(&one, "confext"),
         ),
     ] {
         let out = copied.path().join("copy.raw");
@@ -134,7 +140,7 @@ fn the_bootable_disk_is_reproducible_and_has_the_layout_it_promises() {
         ));
         assert_eq!(
             std::fs::read(&out).unwrap(),
-            std::fs::read(one.join(beside)).unwrap(),
+            std::fs::read(one.join(&beside)).unwrap(),
             "the ESP's {inside} is not {beside}: {listing}"
         );
     }
@@ -174,7 +180,13 @@ fn the_bootable_disk_is_reproducible_and_has_the_layout_it_promises() {
 }
 
 /// `cargo xtask vm` on the project's build; its JSON report.
-fn boot(p: &Project, out: &Path, machine: &Path, secrets: Option<&Path>, extra: &[&str]) -> Value {
+pub(crate) fn boot(
+    p: &Project,
+    out: &Path,
+    machine: &Path,
+    secrets: Option<&Path>,
+    extra: &[&str],
+) -> Value {
     let mut args = vec![
         "vm",
         "master-1",
@@ -193,7 +205,16 @@ fn boot(p: &Project, out: &Path, machine: &Path, secrets: Option<&Path>, extra: 
         dir = s.to_str().unwrap().to_owned();
         args.extend(["--secrets", &dir]);
     }
-    let run = p.run(&args);
+    // Under TCG, as the suite's budget is measured: KVM on these machines is nested, when it
+    // runs at all.
+    let run = p.xtask(&args).env("KUBEMINT_VM_TCG", "1").output().unwrap();
+    if serde_json::from_slice::<Value>(&run.stdout).is_err() {
+        panic!(
+            "xtask {args:?} gave no report (exit {}):\n{}",
+            run.status,
+            text(&run.stderr)
+        );
+    }
     let report = json(&run.stdout);
     eprintln!(
         "vm master-1 ({}): {}",
@@ -206,7 +227,7 @@ fn boot(p: &Project, out: &Path, machine: &Path, secrets: Option<&Path>, extra: 
     );
     assert_eq!(
         run.status.success(),
-        report["healthy"] == true,
+        report["healthy"] == true || report["crashed"] == true,
         "the exit status must say whether the master is healthy: {report}"
     );
     report

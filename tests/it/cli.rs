@@ -14,6 +14,7 @@ fn every_command_has_help() {
         &["plan"],
         &["upgrade-plan"],
         &["bench"],
+        &["report"],
     ] {
         let mut args = cmd.to_vec();
         args.push("--help");
@@ -52,7 +53,8 @@ fn build_all_with_json_summary() {
                 "oci-archive",
                 "sysext",
                 "confext",
-                "disk"
+                "disk",
+                "report"
             ]
         );
         let dir = std::path::PathBuf::from(b["dir"].as_str().unwrap());

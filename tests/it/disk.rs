@@ -88,8 +88,8 @@ fn sysext_and_confext_hold_exactly_their_part_of_the_manifest() {
     let p = Project::new();
     let dir = p.build_sample("master-1");
     let m = manifest(&dir);
-    let sysext = dir.join("extensions/kubemint-master-1.raw");
-    let confext = dir.join("confexts/kubemint-master-1.raw");
+    let sysext = dir.join(crate::support::output_rel(&dir, "sysext"));
+    let confext = dir.join(crate::support::output_rel(&dir, "confext"));
     assert_eq!(listing(&sysext), part_of(&m, &["/usr", "/opt"]));
     assert_eq!(listing(&confext), part_of(&m, &["/etc"]));
     // Extracted, every file hashes as manifest.json says.
@@ -142,11 +142,16 @@ fn systemd_dissect_takes_both_sysext_forms() {
     require_tool("systemd-dissect");
     let p = Project::new();
     let dir = p.build_sample("master-2");
-    for image in [
-        "extensions/kubemint-master-2.raw",
-        "disk/kubemint-master-2.raw",
-    ] {
-        let out = ok(&format!("systemd-dissect '{}'", dir.join(image).display()));
+    // The sysext is versioned (kubemint-master-2_<version>.raw); a host merges it under the
+    // name of its extension-release file, through the link systemd-sysupdate (or kubemint's
+    // rollout) keeps in /var/lib/extensions.
+    let links = tempfile::tempdir().unwrap();
+    let link = links.path().join("kubemint-master-2.raw");
+    std::os::unix::fs::symlink(dir.join(crate::support::output_rel(&dir, "sysext")), &link)
+        .unwrap();
+    for image in [link, dir.join("disk/kubemint-master-2.raw")] {
+        let out = ok(&format!("systemd-dissect '{}'", image.display()));
+        let image = image.display();
         assert!(out.contains("✓ extension for system"), "{image}:\n{out}");
         assert!(
             out.contains("SYSEXT_ID=kubemint-master-2"),
@@ -179,7 +184,7 @@ fn the_disk_partition_is_the_sysext_byte_for_byte_and_dd_reproduces_its_digest()
     assert_eq!(part["size"], sysext["size"]);
     assert_eq!(part["offset"], 1 << 20);
     let disk = std::fs::read(dir.join("disk/kubemint-master-1.raw")).unwrap();
-    let bytes = std::fs::read(dir.join("extensions/kubemint-master-1.raw")).unwrap();
+    let bytes = std::fs::read(dir.join(crate::support::output_rel(&dir, "sysext"))).unwrap();
     assert_eq!(&disk[1 << 20..(1 << 20) + bytes.len()], bytes.as_slice());
     // The recorded command, run in the output directory, prints the recorded digest.
     let cmd = part["reproduce"].as_str().unwrap();
@@ -263,7 +268,9 @@ fn unsquashfs_reads_the_superblock_of_every_image_without_an_error() {
         let entry = entry.unwrap();
         let path = entry.path();
         let kind = path.parent().unwrap().file_name().unwrap();
-        if !(kind == "extensions" || kind == "confexts") {
+        if !(kind == "extensions" || kind == "confexts")
+            || path.extension().is_none_or(|e| e != "raw")
+        {
             continue;
         }
         let out = crate::support::sh(&format!("unsquashfs -s '{}'", path.display()));

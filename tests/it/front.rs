@@ -233,6 +233,9 @@ fn no_tracked_file_looks_like_a_build_output() {
             || name.ends_with(".oci.tar")
             || name.ends_with("-install.sh")
             || name == "SHA256SUMS"
+            || (name == "report.html"
+                && std::fs::read_to_string(repo.join(f))
+                    .is_ok_and(|t| t.starts_with(kubemint::report::MARK)))
             || (name == "manifest.json"
                 && std::fs::read_to_string(repo.join(f))
                     .is_ok_and(|t| t.contains("\"generator\":{") && t.contains("\"kubemint\"")));

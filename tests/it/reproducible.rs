@@ -77,20 +77,29 @@ fn two_builds_under_different_conditions_are_byte_identical() {
         .map(|f| f.0.as_str())
         .filter(|n| !n.starts_with("oci/"))
         .collect();
+    let version = crate::support::manifest(&a.path().join("out/sample/master-1"))["version"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let confext = format!("confexts/kubemint-master-1_{version}.raw");
+    let sysext = format!("extensions/kubemint-master-1_{version}.raw");
     let want = [
         "SHA256SUMS",
         "build-key.json",
         "confexts",
-        "confexts/kubemint-master-1.raw",
+        "confexts/SHA256SUMS",
+        confext.as_str(),
         "disk",
         "disk/kubemint-master-1.raw",
         "extensions",
-        "extensions/kubemint-master-1.raw",
+        "extensions/SHA256SUMS",
+        sysext.as_str(),
         "manifest.json",
         "master-1-install.sh",
         "master-1.oci.tar",
         "master-1.tar.gz",
         "oci",
+        "report.html",
     ];
     assert_eq!(names, want);
     assert_eq!(fa.len(), fb.len(), "the two builds wrote different files");
@@ -121,13 +130,15 @@ fn payload_matches_golden_digest() {
     let text = format!(
         "{}  master-1.tar.gz (payload of the sample build of master-1, release v1.14.2)\n\
          {}  image manifest (OCI, gzip layers, same build)\n\
-         {}  extensions/kubemint-master-1.raw (system extension, squashfs, same build)\n\
-         {}  confexts/kubemint-master-1.raw (configuration extension, squashfs, same build)\n\
+         {}  {} (system extension, squashfs, same build)\n\
+         {}  {} (configuration extension, squashfs, same build)\n\
          {}  disk/kubemint-master-1.raw (the system extension as a GPT disk image, same build)\n",
         sha("master-1.tar.gz"),
         manifest["oci"]["manifest_digest"].as_str().unwrap(),
-        sha("extensions/kubemint-master-1.raw"),
-        sha("confexts/kubemint-master-1.raw"),
+        sha(&crate::support::output_rel(&dir, "sysext")),
+        crate::support::output_rel(&dir, "sysext"),
+        sha(&crate::support::output_rel(&dir, "confext")),
+        crate::support::output_rel(&dir, "confext"),
         sha("disk/kubemint-master-1.raw"),
     );
     crate::expect::file("golden/master-1-sample.sha256", &text);

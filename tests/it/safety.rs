@@ -492,7 +492,7 @@ fn a_multi_profile_build_replaces_all_or_none_and_leaves_nothing_behind() {
         .collect();
     let mut names = names;
     names.sort();
-    assert_eq!(names, ["master-1", "master-2"], "leftovers");
+    assert_eq!(names, ["master-1", "master-2", "report.html"], "leftovers");
 }
 
 #[test]
@@ -583,7 +583,7 @@ fn a_build_killed_at_any_rename_loses_nothing() {
     names.sort();
     assert_eq!(
         names,
-        ["master-1", "master-2"],
+        ["master-1", "master-2", "report.html"],
         "leftovers after the next build"
     );
 }

@@ -165,6 +165,21 @@ pub fn manifest(dir: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap()
 }
 
+/// The path (relative to the output directory) of the output of `kind` its manifest lists:
+/// the extension images carry the build's version in their names.
+pub fn output_rel(dir: &Path, kind: &str) -> String {
+    let m = manifest(dir);
+    m["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["kind"] == kind)
+        .unwrap_or_else(|| panic!("{} lists no {kind} output", dir.display()))["path"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 /// The `files` of a manifest as a snapshot without mtimes (symlink modes are not compared).
 pub fn manifest_files(
     manifest: &serde_json::Value,

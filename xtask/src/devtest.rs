@@ -149,6 +149,11 @@ const TOOLS: &[Tool] = &[
         package: "kubernetes-client",
         why: "reads the generated kubeconfigs",
     },
+    Tool {
+        command: "chromium",
+        package: "chromium",
+        why: "parses and renders the audit report headless, and screenshots it",
+    },
 ];
 
 /// Where a command is looked for: `PATH`, then the sbin directories a user's PATH often lacks.

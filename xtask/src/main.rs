@@ -63,6 +63,8 @@ enum Command {
     Base(base::BaseArgs),
     /// Boot a master's bootable disk in QEMU, deliver its secrets, report its control plane's health
     Vm(vm::VmArgs),
+    /// One HTML page showing built masters side by side (flags, secrets, layers, partitions, files)
+    Report(ReportArgs),
     /// Time a full-size build against a shell baseline (builds and runs the kubemint-bench binary)
     Bench(bench_options::BenchOptions),
     /// Run the test suite: installs what it needs when run as root, else names what is missing
@@ -211,6 +213,23 @@ struct UpgradePlanArgs {
     /// With --write: the set of hop N instead of the next (1 is the next)
     #[arg(long, value_name = "N", default_value_t = 1, requires = "write")]
     hop: usize,
+}
+
+#[derive(Args, Debug)]
+struct ReportArgs {
+    /// Output directories (e.g. target/images/sample/master-1), or output roots standing for
+    /// every output directory in them; the masters are shown in this order
+    #[arg(value_name = "OUTDIR", required = true)]
+    dirs: Vec<PathBuf>,
+    /// Include a verify result (`cargo xtask verify --json`'s output, or any JSON document)
+    #[arg(long, value_name = "FILE")]
+    verify_json: Option<PathBuf>,
+    /// Write the page to FILE (default: standard output)
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Print what was written as JSON on stdout (with -o)
+    #[arg(long, requires = "output")]
+    json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -555,10 +574,18 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             if let Some(dir) = kept {
                 eprintln!("kept the VM's directory: {}", dir.display());
             }
+            if report.crashed {
+                eprintln!(
+                    "vm {}: the power was cut in the middle of the update, as asked; boot the same --machine again to see what comes up",
+                    args.profile
+                );
+                return Ok(std::process::ExitCode::SUCCESS);
+            }
             if !report.healthy {
                 return Ok(std::process::ExitCode::FAILURE);
             }
         }
+        Command::Report(args) => report(&cwd, &args)?,
         Command::Bench(opts) => return bench(&root, &opts),
         Command::Test(args) => return devtest::run(&root, &args),
         Command::DevSecrets(args) => {
@@ -567,6 +594,61 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         }
     }
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// `cargo xtask report`: the page of the masters in `args.dirs`, on stdout or into `-o FILE`
+/// (written beside it, then renamed: never half a page).
+fn report(cwd: &Path, args: &ReportArgs) -> Result<()> {
+    use kubemint::report;
+    let dirs: Vec<PathBuf> = args.dirs.iter().map(|d| cwd.join(d)).collect();
+    let masters = report::read_paths(&dirs)?;
+    let verify = args
+        .verify_json
+        .as_ref()
+        .map(|f| report::read_verify(&cwd.join(f)))
+        .transpose()?;
+    let page = report::render(&masters, verify.as_ref());
+    let Some(output) = &args.output else {
+        print!("{page}");
+        return Ok(());
+    };
+    let path = cwd.join(output);
+    let name = path
+        .file_name()
+        .with_context(|| format!("-o {}: name a file", output.display()))?
+        .to_string_lossy()
+        .into_owned();
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    std::fs::write(&tmp, &page).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| {
+        let _ = std::fs::remove_file(&tmp);
+        format!("cannot write {}", path.display())
+    })?;
+    let profiles: Vec<&str> = masters
+        .iter()
+        .map(|m| m.manifest.profile.as_str())
+        .collect();
+    let sha256 = kubemint::util::hash::sha256_hex(page.as_bytes());
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "path": path,
+                "profiles": profiles,
+                "size": page.len(),
+                "sha256": sha256,
+                "verify": verify.is_some(),
+            }))?
+        );
+    } else {
+        eprintln!(
+            "wrote {} ({}; {} bytes, sha256 {sha256})",
+            path.display(),
+            profiles.join(", "),
+            page.len()
+        );
+    }
+    Ok(())
 }
 
 /// The checks' findings at `threshold` or worse, on stderr; errors always.

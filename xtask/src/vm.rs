@@ -55,10 +55,69 @@ pub struct VmArgs {
     /// /var/lib/confexts at boot, as README's route does on any systemd 254+ host
     #[arg(long)]
     pub no_seed: bool,
+    /// Once the first boot is healthy, update the guest to the build in OUTDIR (an output root,
+    /// or one profile's output directory): its versioned extension images are put in the
+    /// master's update source, `/usr/lib/kubemint/rollout update VERSION` installs them with
+    /// systemd-sysupdate, activates and gates them, and rolls back if the gate fails; the
+    /// report says which version runs after, whether it rolled back and why
+    #[arg(long, value_name = "OUTDIR")]
+    pub update_to: Option<PathBuf>,
+    /// With --update-to: cut the power as soon as the new version is installed and switched,
+    /// before its gate decides (reboot the same --machine to see what comes up)
+    #[arg(long, requires = "update_to")]
+    pub crash_during_update: bool,
+}
+
+/// The build `--update-to` names: its version and extension images.
+#[derive(Clone, Debug)]
+pub struct Update {
+    pub version: String,
+    pub sysext: PathBuf,
+    pub confext: PathBuf,
+}
+
+impl Update {
+    /// Finds `profile`'s build in `out` (its output directory, or an output root holding it,
+    /// directly or under `sample/`).
+    pub fn find(out: &Path, profile: &str) -> Result<Update> {
+        let dir = [
+            out.to_owned(),
+            out.join(profile),
+            out.join("sample").join(profile),
+        ]
+        .into_iter()
+        .find(|d| d.join("manifest.json").is_file())
+        .with_context(|| {
+            format!(
+                "{} holds no build of {profile} (no manifest.json there, in {profile}/ or in sample/{profile}/)",
+                out.display()
+            )
+        })?;
+        let file = dir.join("manifest.json");
+        let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&file)?)
+            .with_context(|| format!("{} is not JSON", file.display()))?;
+        ensure!(
+            m["profile"] == profile,
+            "{} is a build of {}, not of {profile}",
+            file.display(),
+            m["profile"]
+        );
+        let version = m["version"]
+            .as_str()
+            .filter(|v| !v.is_empty())
+            .with_context(|| format!("{} has no version: rebuild it", file.display()))?
+            .to_owned();
+        Ok(Update {
+            version,
+            sysext: dir.join(output_of(&dir, "sysext")?),
+            confext: dir.join(output_of(&dir, "confext")?),
+        })
+    }
 }
 
 /// What the guest reported, and what the host measured.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Report {
     /// Every component active and answering its health endpoint.
     pub healthy: bool,
@@ -94,6 +153,30 @@ pub struct Report {
     /// The guest's console log.
     #[serde(default)]
     pub console: PathBuf,
+    /// The version of the merged system extension (`IMAGE_VERSION`) when the report was made.
+    pub version: String,
+    /// The version running before `--update-to` updated the guest (without it: `version`).
+    pub version_before: String,
+    /// The version running after the update and its gate (without it: `version`).
+    pub version_after: String,
+    /// The update failed its gate and the version before it runs again.
+    pub rolled_back: bool,
+    /// Why the update was rolled back, or did not happen (empty when it went through).
+    pub reason: String,
+    /// Seconds from the start of the update to healthy on the new version (the gate passed).
+    pub update_seconds: Option<f64>,
+    /// Seconds from the failed gate to healthy on the version before it.
+    pub rollback_seconds: Option<f64>,
+    /// The active version after a plain `systemd-sysupdate update` run once the update was
+    /// decided: a version marked bad is not installed again.
+    pub second_update_version: Option<String>,
+    /// What `/usr/lib/kubemint/rollout status --json` says: active, good, fallback, bad,
+    /// pending and installed versions.
+    pub rollout: serde_json::Value,
+    /// The guest's `/var/lib/kubemint/rollouts.json`: every decision, with time and reason.
+    pub rollouts: serde_json::Value,
+    /// `--crash-during-update`: the power was cut in the middle of the update, as asked.
+    pub crashed: bool,
 }
 
 /// A component the report probes: its unit, its health URL, and whether to present the
@@ -130,8 +213,15 @@ fn probes(planned: &Planned, profile: &str) -> Vec<Probe> {
     out
 }
 
-/// The guest's reporting unit and its script, for `profile`'s plan.
-fn reporter(planned: &Planned, profile: &str, wait: u64) -> Result<(String, String)> {
+/// The guest's reporting unit and its script, for `profile`'s plan; with `update`, the update
+/// the guest makes once healthy (`crash`: the power cut in its middle).
+fn reporter(
+    planned: &Planned,
+    profile: &str,
+    wait: u64,
+    update: Option<&Update>,
+    crash: bool,
+) -> Result<(String, String)> {
     let m = planned
         .masters
         .iter()
@@ -184,8 +274,12 @@ until healthy; do
     sleep 2
 done
 up=$(cut -d' ' -f1 /proc/uptime)
-ok=false; healthy && ok=true
 json() { printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g'; }
+active() { sed -n 's/^IMAGE_VERSION=//p' /usr/lib/extension-release.d/extension-release.@NAME@ 2>/dev/null | head -n 1; }
+version_before=$(active)
+rolled=false reason= update_s=null rollback_s=null second=null
+@UPDATE@
+ok=false; healthy && ok=true
 list() { first=1; printf '['; while read -r x; do [ -n "$x" ] || continue; [ $first = 1 ] || printf ','; first=0; printf '"%s"' "$(json "$x")"; done; printf ']'; }
 {
 printf '{"healthy":%s,"boot_seconds":%s' "$ok" "$up"
@@ -209,6 +303,24 @@ printf ',"health":{'
 "#,
     );
     script = script.replace("id USER", &format!("id {}", m.plan.user));
+    let name = format!("kubemint-{profile}");
+    let update_block = match update {
+        None => String::new(),
+        Some(_) => {
+            let source = &m.profile.rollout.update_source;
+            ensure!(
+                m.profile.rollout.source_type == "regular-file",
+                "--update-to needs a master whose update source is a directory; {profile}'s is {source}"
+            );
+            let block = if crash { UPDATE_CRASH } else { UPDATE_RUN };
+            UPDATE_COMMON.replace("@SRC@", source).to_owned() + block
+        }
+    };
+    let version = update.map(|u| u.version.as_str()).unwrap_or_default();
+    script = script
+        .replace("@UPDATE@", &update_block)
+        .replace("@VERSION@", version)
+        .replace("@NAME@", &name);
     for (i, p) in probes.iter().enumerate() {
         script.push_str(&format!(
             "h=false; [ \"$(probe {} {} {})\" = ok ] && h=true; printf '{}\"{}\":%s' \"$h\"\n",
@@ -221,6 +333,12 @@ printf ',"health":{'
     }
     script.push_str(
         r#"printf '}'
+printf ',"version":"%s","version_before":"%s","version_after":"%s"' "$(json "$(active)")" "$(json "$version_before")" "$(json "$(active)")"
+printf ',"rolled_back":%s,"reason":"%s","update_seconds":%s,"rollback_seconds":%s,"second_update_version":%s' "$rolled" "$(json "$reason")" "$update_s" "$rollback_s" "$second"
+st=$(/usr/lib/kubemint/rollout status --json 2>/dev/null); [ -n "$st" ] || st=null
+printf ',"rollout":%s' "$st"
+hist=$(cat /var/lib/kubemint/rollouts.json 2>/dev/null | tr -d '\n'); [ -n "$hist" ] || hist=null
+printf ',"rollouts":%s' "$hist"
 printf ',"missing_secrets":'; /usr/lib/kubemint/check-secrets --all 2>&1 >/dev/null | list
 printf ',"failed":'; systemctl --failed --no-legend --plain 2>/dev/null | awk '{print $1}' | list
 printf '}\n'
@@ -239,6 +357,64 @@ systemctl --no-block poweroff
         .to_owned();
     Ok((unit, script))
 }
+
+/// The update's first steps in the guest: its images put in the master's update source.
+const UPDATE_COMMON: &str = r#"
+if healthy; then
+src='@SRC@'
+mkdir -p "$src/extensions" "$src/confexts"
+cp /dev/disk/by-id/virtio-kmupsys "$src/extensions/@NAME@_@VERSION@.raw"
+cp /dev/disk/by-id/virtio-kmupconf "$src/confexts/@NAME@_@VERSION@.raw"
+t0=$(cut -d' ' -f1 /proc/uptime)
+"#;
+
+/// `--crash-during-update`: the update started, and the power cut once both images are
+/// switched to the new version, before its gate decides.
+const UPDATE_CRASH: &str = r#"
+/usr/lib/kubemint/rollout update '@VERSION@' >/dev/ttyS0 2>&1 &
+i=0
+until readlink /var/lib/extensions/@NAME@.raw 2>/dev/null | grep -qF '_@VERSION@.raw' &&
+    readlink /var/lib/confexts/@NAME@.raw 2>/dev/null | grep -qF '_@VERSION@.raw'; do
+    i=$((i + 1)); [ $i -lt 1500 ] || break; sleep 0.2
+done
+printf '{"crashed":true,"version_before":"%s","reason":"power cut after the switch to @VERSION@"}
+' "$version_before" >/dev/ttyS1
+echo 1 >/proc/sys/kernel/sysrq
+echo b >/proc/sysrq-trigger
+sleep 120
+else
+reason="not healthy before the update"
+fi
+"#;
+
+/// The update, timed from the rollout command's own lines (each stamped with the uptime).
+const UPDATE_RUN: &str = r#"
+log=/run/kubemint-vm-update.log
+stamp() { while IFS= read -r l; do printf '%s %s
+' "$(cut -d' ' -f1 /proc/uptime)" "$l"; done; }
+{ /usr/lib/kubemint/rollout update '@VERSION@'; echo "rollout-exit $?"; } 2>&1 | stamp >"$log"
+cat "$log" >/dev/ttyS0
+at() { sed -n "s/^\([0-9.]*\) kubemint-rollout: $1.*//p" "$log" | head -n 1; }
+good_at=$(at '@VERSION@: good')
+bad_at=$(at '@VERSION@: bad')
+back_at=$(at '[^ ]*: rolled-back')
+reason=$(sed -n 's/^[0-9.]* kubemint-rollout: @VERSION@: bad: //p' "$log" | tail -n 1)
+if [ -z "$reason" ] && [ -z "$good_at" ]; then
+    reason=$(grep -v ' rollout-exit ' "$log" | tail -n 1 | cut -d' ' -f2-)
+fi
+[ -n "$back_at" ] && rolled=true
+sub() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b != "") printf "%.1f", b - a; else printf "null" }'; }
+update_s=$(sub "$t0" "$good_at")
+rollback_s=$(sub "$bad_at" "$back_at")
+/usr/lib/systemd/systemd-sysupdate update >/dev/ttyS0 2>&1
+second=$(readlink /var/lib/extensions/@NAME@.raw 2>/dev/null | sed 's/.*_//; s/[.]raw$//')
+second=""$second""
+i=0
+until healthy; do i=$((i + 1)); [ $i -lt 30 ] || break; sleep 2; done
+else
+reason="not healthy before the update"
+fi
+"#;
 
 fn base64(bytes: &[u8]) -> String {
     use base64::Engine;
@@ -313,7 +489,17 @@ pub fn boot(
         drop(f);
     }
     let guest_wait = args.timeout.saturating_sub(60).max(60);
-    let (unit, script) = reporter(planned, &args.profile, guest_wait)?;
+    let update = match &args.update_to {
+        Some(out) => Some(Update::find(out, &args.profile)?),
+        None => None,
+    };
+    let (unit, script) = reporter(
+        planned,
+        &args.profile,
+        guest_wait,
+        update.as_ref(),
+        args.crash_during_update,
+    )?;
     let mut accel = if kvm() { "kvm" } else { "tcg" };
     loop {
         match run_qemu(
@@ -528,14 +714,19 @@ pub fn run(
         .tempdir_in(parent)
         .context("cannot make the VM's directory")?;
     let mut drives = Vec::new();
+    if let Some(out) = &args.update_to {
+        let u = Update::find(out, &args.profile)?;
+        drives.push(("kmupsys".to_owned(), u.sysext));
+        drives.push(("kmupconf".to_owned(), u.confext));
+    }
     if args.no_seed {
         let dir = disk
             .parent()
             .and_then(Path::parent)
             .context("the disk is not in a build directory")?;
         let name = format!("kubemint-{}.raw", args.profile);
-        for (serial, sub) in [("kmsysext", "extensions"), ("kmconfext", "confexts")] {
-            let file = dir.join(sub).join(&name);
+        for (serial, kind) in [("kmsysext", "sysext"), ("kmconfext", "confext")] {
+            let file = dir.join(output_of(dir, kind)?);
             ensure!(file.is_file(), "{} does not exist", file.display());
             drives.push((serial.to_owned(), file));
         }
@@ -554,6 +745,22 @@ pub fn run(
     };
     let kept = args.keep.then(|| work.keep());
     Ok((report, kept))
+}
+
+/// The path, relative to the build's output directory `dir`, of its output of `kind`
+/// (manifest.json's `outputs`): the extension images carry the build's version in their names.
+fn output_of(dir: &Path, kind: &str) -> Result<String> {
+    let file = dir.join("manifest.json");
+    let m: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?,
+    )
+    .with_context(|| format!("{} is not JSON", file.display()))?;
+    m["outputs"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|o| o["kind"] == kind))
+        .and_then(|o| o["path"].as_str())
+        .map(str::to_owned)
+        .with_context(|| format!("{} lists no {kind} output", file.display()))
 }
 
 /// `--no-seed`: the base's seeding switched off, and a unit that does what README tells the
@@ -615,6 +822,34 @@ pub fn render(profile: &str, r: &Report) -> String {
         r.boot_seconds,
         r.wall_seconds
     );
+    if !r.version_after.is_empty() {
+        if r.version_before != r.version_after || r.rolled_back || !r.reason.is_empty() {
+            out.push_str(&format!(
+                "  update: {} -> {}{}{}\n",
+                r.version_before,
+                r.version_after,
+                if r.rolled_back { " (rolled back)" } else { "" },
+                if r.reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", r.reason)
+                }
+            ));
+        } else {
+            out.push_str(&format!("  version: {}\n", r.version_after));
+        }
+        for (what, secs) in [
+            ("update to healthy", r.update_seconds),
+            (
+                "failed gate to healthy on the version before",
+                r.rollback_seconds,
+            ),
+        ] {
+            if let Some(s) = secs {
+                out.push_str(&format!("  {what}: {s:.1} s\n"));
+            }
+        }
+    }
     out.push_str(&format!(
         "  extensions: {}; configuration extensions: {}\n",
         named(&r.extensions, &r.extension_versions),

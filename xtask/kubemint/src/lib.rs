@@ -9,6 +9,8 @@
 //! 4. [`pack`]: payload tar.gz, installer, OCI image, sysext, confext and disk image.
 //! 5. [`manifest`]: the canonical description of the tree, its inputs and its outputs.
 //!
+//! [`report`] renders manifests as one static HTML page, masters side by side.
+//!
 //! [`build`] runs the stages for `build-image`; [`upgrade`] plans `upgrade-plan`'s hops, one
 //! minor at a time, through the front end; [`util`] holds what several stages share (digests,
 //! canonical JSON, the epoch, progress bars).
@@ -18,6 +20,7 @@ pub mod front;
 pub mod inputs;
 pub mod manifest;
 pub mod pack;
+pub mod report;
 pub mod tree;
 pub mod upgrade;
 pub mod util;

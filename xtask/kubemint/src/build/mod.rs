@@ -19,6 +19,7 @@ use crate::pack::deflate::cache::ChunkCache;
 use crate::pack::deflate::{self, Threads};
 use crate::pack::oci::{self, LayerCache, LayerCompression};
 use crate::pack::{disk, installer, squashfs};
+use crate::report;
 use crate::tree::{self, Tree, TreeError};
 use crate::util::progress::Progress;
 use outputs::{OutputRoot, Staged};
@@ -224,6 +225,7 @@ pub fn build(
         }
     }
     if todo.is_empty() {
+        set_report(&root, progress);
         return Ok(built.into_iter().flatten().collect());
     }
     let session = root.make_session()?;
@@ -380,7 +382,38 @@ pub fn build(
     // Every output is ready and durable: now, and only now, they replace the previous ones.
     syncer.finish()?;
     root.swap_in(&staged)?;
+    set_report(&root, progress);
     Ok(built.into_iter().flatten().collect())
+}
+
+/// The set's page, `<out root>/report.html`: every output directory of the root side by side,
+/// from their manifest.json as they now are; written (staged, then renamed over the old one)
+/// only when its bytes change. The outputs are in place already: a page that cannot be made
+/// is a warning (and the old page, now stale, is removed), not a failed build.
+fn set_report(root: &OutputRoot, progress: &Progress) {
+    let path = root.path().join(report::FILE);
+    let made = report::read_root(root.path())
+        .map_err(|e| e.to_string())
+        .and_then(|masters| {
+            if masters.is_empty() {
+                return Ok(());
+            }
+            let page = report::render(&masters, None);
+            if std::fs::read(&path).is_ok_and(|old| old == page.as_bytes()) {
+                return Ok(());
+            }
+            progress.step(&format!("writing {}", path.display()));
+            root.put_file(report::FILE, page.as_bytes())
+                .map_err(|e| e.to_string())
+        });
+    if let Err(e) = made {
+        let _ = std::fs::remove_file(&path);
+        progress.notice(&format!(
+            "warning: the outputs are in place, but not the set's report.html: {e}; make it with `cargo xtask report {} -o {}`",
+            root.path().display(),
+            path.display()
+        ));
+    }
 }
 
 /// What `m`'s build reads, as manifest.json lists it: the release, the profile's files, the
@@ -538,12 +571,33 @@ fn write_outputs(
     };
     let mut manifest = Manifest::new(plan, read, inputs, tree, outputs.clone(), image, ddi);
     manifest.boot = boot;
+    // This master's page, from the manifest as it is before its own row: then its row.
+    let page = report::render(
+        &[report::Master {
+            manifest: report::View::of(&manifest),
+            manifest_sha256: None,
+        }],
+        None,
+    );
+    let page_row = write_small(dir, "report", report::FILE, page.as_bytes(), syncer)?;
+    manifest.outputs.push(page_row.clone());
+    outputs.push(page_row);
     let bytes = manifest.to_bytes();
     let manifest_row = write_small(dir, "manifest", "manifest.json", &bytes, syncer)?;
 
     // Every output file, the layout's included, for `sha256sum -c SHA256SUMS`.
     let mut sums: Vec<(String, String)> = Vec::new();
+    let mut sums_rows: Vec<(String, String)> = Vec::new();
     for o in outputs.iter().chain(std::iter::once(&manifest_row)) {
+        if matches!(o.kind.as_str(), "sysext" | "confext") {
+            // The update server's SHA256SUMS beside the image.
+            if let Some((sub, _)) = o.path.rsplit_once('/') {
+                let sums = format!("{sub}/SHA256SUMS");
+                let (sha256, _) = crate::util::hash::sha256_file(&dir.join(&sums))
+                    .map_err(io_err(&dir.join(&sums)))?;
+                sums_rows.push((sums, sha256));
+            }
+        }
         if o.kind == "oci-layout" {
             for (rel, sha256) in oci::layout_sums(&layout).map_err(io_err(&layout))? {
                 sums.push((format!("{}/{rel}", o.path), sha256));
@@ -552,6 +606,7 @@ fn write_outputs(
             sums.push((o.path.clone(), o.sha256.clone()));
         }
     }
+    sums.extend(sums_rows);
     sums.sort();
     let text: String = sums
         .iter()
@@ -678,9 +733,11 @@ fn write_oci(
 pub const EXTENSION_RELEASE_STRICT: &str = "user.extension-release.strict";
 
 /// The system extension (`/usr`, `/opt`), the configuration extension (`/etc`) and the system
-/// extension again, byte for byte, as a GPT disk image, each named `kubemint-<profile>.raw` as its extension-release
-/// file requires, in `extensions/`, `confexts/` and `disk/` (the directories systemd reads them
-/// from are /var/lib/extensions and /var/lib/confexts).
+/// extension again, byte for byte, as a GPT disk image, in `extensions/`, `confexts/` and
+/// `disk/` (the directories systemd reads them from are /var/lib/extensions and
+/// /var/lib/confexts): the extensions named with the version, their extension-release files
+/// tagged [`EXTENSION_RELEASE_STRICT`] = `0` so that systemd takes them under that name or any
+/// other, the disk image `kubemint-<profile>.raw`.
 #[allow(clippy::type_complexity)]
 fn write_disk_images(
     plan: &Plan,
@@ -693,6 +750,10 @@ fn write_disk_images(
 ) -> Result<(Vec<Output>, disk::Ddi, Option<disk::Ddi>), BuildError> {
     progress.step(&format!("writing the disk images of {}", plan.profile));
     let name = format!("kubemint-{}.raw", plan.profile);
+    // The extension images carry the version in their names, as systemd-sysupdate's
+    // `MatchPattern=kubemint-<profile>_@v.raw` reads it; each directory has the SHA256SUMS an
+    // update server serves beside them.
+    let versioned = format!("kubemint-{}_{}.raw", plan.profile, plan.version);
     let within = |p: &str, root: &str| p == root || p.starts_with(&format!("{root}/"));
     let mut outputs = Vec::new();
     for (kind, sub, keep, release_dir) in [
@@ -723,14 +784,16 @@ fn write_disk_images(
         }
         let folder = dir.join(sub);
         std::fs::create_dir(&folder).map_err(io_err(&folder))?;
-        let path = folder.join(&name);
+        let path = folder.join(&versioned);
         let (file, size, sha256) =
             squashfs::squashfs_file_unsynced(&part, "/", plan.epoch, &path, how)
                 .map_err(|e| io_err(&path)(e.into()))?;
         syncer.sync(&path, file)?;
+        let sums = format!("{sha256}  {versioned}\n");
+        write_small(&folder, "sums", "SHA256SUMS", sums.as_bytes(), syncer)?;
         outputs.push(Output {
             kind: kind.into(),
-            path: format!("{sub}/{name}"),
+            path: format!("{sub}/{versioned}"),
             size,
             sha256,
         });

@@ -14,6 +14,9 @@
 //!   output. The swaps are written to a journal (`OUT/.kubemint-swap.json`) first: if a build is
 //!   killed among them, the next build into the root completes them, so a multi-profile build
 //!   ends with all of its outputs in place or, when it failed before the swaps, none.
+//! - Besides the output directories, the root holds one file of kubemint's: the set's
+//!   `report.html` (recognised by how it begins, [`crate::report::MARK`]), put in place whole
+//!   by [`OutputRoot::put_file`].
 //! - The session is removed when the build ends, whatever the end; the next build removes what
 //!   a killed one left behind (sessions, and the names earlier kubemint versions used:
 //!   `.<profile>.staging.*`, `.old.*`). A finished build leaves nothing but its outputs.
@@ -172,6 +175,24 @@ impl OutputRoot {
         Ok(())
     }
 
+    /// Puts `bytes` at `<root>/<name>` (mode 0644): written and synced in the session, then
+    /// renamed over what was there, so the file is always whole. Only for a file the root's
+    /// rules know as kubemint's (the set's `report.html`).
+    pub fn put_file(&self, name: &str, bytes: &[u8]) -> Result<(), OutputError> {
+        use std::io::Write;
+        use std::os::unix::fs::PermissionsExt;
+        let session = self.make_session()?;
+        let staged = session.join(name);
+        let mut f = File::create(&staged).map_err(io_err(&staged))?;
+        f.write_all(bytes)
+            .and_then(|()| f.set_permissions(fs::Permissions::from_mode(0o644)))
+            .and_then(|()| f.sync_all())
+            .map_err(io_err(&staged))?;
+        let target = self.path.join(name);
+        fs::rename(&staged, &target).map_err(io_err(&target))?;
+        sync_dir(&self.path)
+    }
+
     /// Completes the swaps a killed build journalled.
     fn recover(&self) -> Result<(), OutputError> {
         let journal = self.path.join(JOURNAL);
@@ -291,6 +312,7 @@ fn foreign_entry(dir: &Path) -> Result<Option<String>, OutputError> {
     for (name, path) in names {
         let ours = is_legacy_leftover(&name)
             || name == JOURNAL
+            || (name == crate::report::FILE && crate::report::is_ours(&path))
             || made_by_kubemint(&path.join("manifest.json")).is_some()
             || is_output_root(&path);
         if !ours {

@@ -17,6 +17,9 @@ pub struct Manifest {
     /// True when built from the generated stand-in release: not a real master.
     pub sample: bool,
     pub release: Release,
+    /// This build's version (`IMAGE_VERSION`, and the extension images' names): the release,
+    /// the epoch and a digest of the plan (`front::plan::version_of`).
+    pub version: String,
     /// Everything the build read: the release tarball, profile files, image definition, templates.
     pub inputs: Vec<Input>,
     pub epoch: crate::util::epoch::Epoch,
@@ -30,6 +33,8 @@ pub struct Manifest {
     /// What the master needs delivered apart, never in the image: path, owner, group, mode,
     /// the components that read it, and what it is.
     pub secrets: Vec<crate::front::plan::Secret>,
+    /// Each component's unit and flags, as the plan resolved them.
+    pub components: Vec<crate::front::plan::ComponentFlags>,
     /// The GPT disk image's GUIDs and partitions (`disk/kubemint-<profile>.raw`).
     pub disk: crate::pack::disk::Ddi,
     /// The bootable disk's GUIDs and partitions (`boot/kubemint-<profile>.raw`), when the
@@ -86,7 +91,8 @@ pub struct FileRow {
 
 /// One artefact next to manifest.json. Kinds so far: `payload`, `installer`, `oci-layout`
 /// (path `oci`, size of all its files, sha256 of its index.json), `oci-archive`, `sysext`,
-/// `confext`, `disk`.
+/// `confext`, `disk`, `bootable`, `report` (`report.html`, this master's audit page, made
+/// from this manifest less its own row: see `crate::report`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Output {
     pub kind: String,
@@ -135,6 +141,7 @@ impl Manifest {
             image: plan.image.clone(),
             sample: plan.sample,
             release,
+            version: plan.version.clone(),
             inputs,
             epoch: plan.epoch,
             generator: Generator {
@@ -148,6 +155,7 @@ impl Manifest {
             outputs,
             oci,
             secrets: plan.secrets.clone(),
+            components: plan.components.clone(),
             disk,
             boot: None,
         }

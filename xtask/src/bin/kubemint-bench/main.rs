@@ -45,8 +45,8 @@ const OUTPUTS: [(&str, &str, &str); 7] = [
     ("installer", "{p}-install.sh", "installer"),
     ("OCI layout", "oci", "oci"),
     ("OCI archive", "{p}.oci.tar", "oci.tar"),
-    ("sysext", "extensions/kubemint-{p}.raw", "sysext.raw"),
-    ("confext", "confexts/kubemint-{p}.raw", "confext.raw"),
+    ("sysext", "extensions", "sysext.raw"),
+    ("confext", "confexts", "confext.raw"),
     ("disk image", "disk/kubemint-{p}.raw", "disk.raw"),
 ];
 

@@ -25,6 +25,9 @@ pub struct Plan {
     /// Built from the generated stand-in release, not a real one.
     pub sample: bool,
     pub epoch: Epoch,
+    /// This build's version, `IMAGE_VERSION` in the extension-release files and in the
+    /// versioned image names: see [`version_of`].
+    pub version: String,
     /// The service user the units run as and sysusers.d declares.
     pub user: String,
     pub binaries: Vec<Binary>,
@@ -36,6 +39,22 @@ pub struct Plan {
     pub units: Vec<String>,
     /// What the master needs delivered apart: never in the tree.
     pub secrets: Vec<Secret>,
+    /// Each component's flags as its unit's `ExecStart=` passes them, in the image's order:
+    /// manifest.json lists them under `components`, so that reports and diffs of built outputs
+    /// speak of flags, not of unit files' digests. (Left out of [`version_of`]'s digest: the
+    /// rendered units hold the same flags.)
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub components: Vec<ComponentFlags>,
+}
+
+/// One component's command line, as data.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ComponentFlags {
+    pub name: String,
+    /// The unit that runs it, e.g. `kube-apiserver.service`.
+    pub unit: String,
+    /// In the order written, values rendered (without the leading `--`).
+    pub flags: Vec<crate::front::profile::Flag>,
 }
 
 /// The release a plan is built on: its name (a lock entry, or the sample's) and the Kubernetes
@@ -236,6 +255,7 @@ pub fn plan(
 
     let mut binaries = Vec::new();
     let mut components = Vec::new();
+    let mut command_lines = Vec::new();
     for c in &image.components {
         let component_flags = &profile
             .components
@@ -247,6 +267,11 @@ pub fn plan(
             })?
             .flags;
         let binary = format!("{}/{}", profile.paths.bin_dir, c.name);
+        command_lines.push(ComponentFlags {
+            name: c.name.clone(),
+            unit: format!("{}.service", c.name),
+            flags: component_flags.clone(),
+        });
         binaries.push(Binary {
             member: c.member.clone(),
             path: binary.clone(),
@@ -273,6 +298,8 @@ pub fn plan(
     }
     let mut context = minijinja::context! {
         image => image.name,
+        // Rendered as a placeholder, replaced once the plan's digest is known (`version_of`).
+        version => VERSION_PLACEHOLDER,
         components => components.iter().map(|(_, ctx)| ctx.clone()).collect::<Vec<_>>(),
         flags => flags,
         apiserver_url => apiserver_url,
@@ -406,8 +433,14 @@ pub fn plan(
                 target: format!("../{unit}"),
             });
         }
+        for target in install_list(&file.content, "RequiredBy=") {
+            links.push(Link {
+                path: format!("{UNITS_DIR}/{target}.requires/{unit}"),
+                target: format!("../{unit}"),
+            });
+        }
     }
-    Ok(Plan {
+    let mut plan = Plan {
         profile: profile.name.clone(),
         image: image.name.clone(),
         release: ReleaseRef {
@@ -417,6 +450,7 @@ pub fn plan(
         base: profile.base.clone(),
         sample,
         epoch: profile.epoch,
+        version: String::new(),
         user: profile.user.name.clone(),
         binaries,
         files,
@@ -424,7 +458,60 @@ pub fn plan(
         owns,
         units,
         secrets,
-    })
+        components: command_lines,
+    };
+    plan.version = version_of(&plan);
+    for f in &mut plan.files {
+        if f.content.contains(VERSION_PLACEHOLDER) {
+            f.content = f.content.replace(VERSION_PLACEHOLDER, &plan.version);
+        }
+    }
+    Ok(plan)
+}
+
+/// What templates see as `version` until the plan's version is known.
+const VERSION_PLACEHOLDER: &str = "@KUBEMINT_VERSION@";
+
+/// A build's version: `<release>-<epoch>-<digest>`, e.g. `1.14.2-1558001600-0123456789ab`.
+///
+/// - The release (without its `v`) and the epoch come first, so that versions order the way
+///   rollouts go: systemd-sysupdate installs the newest version by `strverscmp`, and a profile
+///   change rolled out with a later epoch (`SOURCE_DATE_EPOCH` = the commit's time, as
+///   reproducible builds set it) is newer; a later release is newer whatever the epoch.
+/// - The digest (12 hex of sha256) is over the whole plan with the version itself left out
+///   (every rendered file, binary, link, secret, the sample flag) and the generator's version:
+///   two builds that would put different bytes on a master never share a version, and the
+///   same inputs always give the same version, so it names content, like the manifest, without
+///   depending on the manifest (whose extension-release files carry the version).
+///
+/// Only `.`, `-` and digits and hex letters appear: valid for systemd-sysupdate's `@v` and
+/// for `IMAGE_VERSION`.
+pub fn version_of(plan: &Plan) -> String {
+    use sha2::{Digest, Sha256};
+    let mut unversioned = plan.clone();
+    unversioned.version = String::new();
+    // The flags as data repeat what the rendered units hold: they add nothing to the content
+    // (and, empty, are not serialized: the digest is the one of a plan without them).
+    unversioned.components = Vec::new();
+    let mut h = Sha256::new();
+    h.update(env!("CARGO_PKG_VERSION").as_bytes());
+    h.update([0]);
+    h.update(serde_json::to_vec(&unversioned).expect("a plan serializes"));
+    let digest = hex::encode(h.finalize());
+    let release: String = plan
+        .release
+        .name
+        .trim_start_matches('v')
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '.'
+            }
+        })
+        .collect();
+    format!("{release}-{}-{}", plan.epoch, &digest[..12])
 }
 
 /// Where the image's units are.
@@ -432,8 +519,13 @@ pub const UNITS_DIR: &str = "/usr/lib/systemd/system";
 
 /// The targets a unit's `[Install]` section names in `WantedBy=`.
 pub fn wanted_by(unit: &str) -> Vec<String> {
+    install_list(unit, "WantedBy=")
+}
+
+/// The units an `[Install]` key (`WantedBy=`, `RequiredBy=`) of a unit file names.
+fn install_list(unit: &str, key: &str) -> Vec<String> {
     unit.lines()
-        .filter_map(|l| l.trim().strip_prefix("WantedBy="))
+        .filter_map(|l| l.trim().strip_prefix(key))
         .flat_map(|v| v.split_whitespace().map(str::to_owned))
         .collect()
 }

@@ -11,7 +11,7 @@ impl Plan {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "plan {}: image {}, release {} (Kubernetes {}){}{}, epoch {}, user {}",
+            "plan {}: image {}, release {} (Kubernetes {}){}{}, epoch {}, version {}, user {}",
             self.profile,
             self.image,
             self.release.name,
@@ -22,6 +22,7 @@ impl Plan {
                 .unwrap_or_default(),
             if self.sample { ", SAMPLE" } else { "" },
             self.epoch,
+            self.version,
             self.user
         );
         out.push_str("\nbinaries:\n");

@@ -81,7 +81,27 @@ pub struct Profile {
     pub user: User,
     pub paths: Paths,
     pub components: BTreeMap<String, Component>,
+    pub rollout: Rollout,
 }
+
+/// How a master takes a new version (`[rollout]`).
+#[derive(Clone, Debug, Serialize)]
+pub struct Rollout {
+    /// Seconds the health gate waits for every component after a change (default 120).
+    pub gate_deadline: u64,
+    /// Where systemd-sysupdate finds new versions: a URL (`url-file` transfers, SHA256SUMS
+    /// required) or a directory on the master (`regular-file`); default
+    /// [`DEFAULT_UPDATE_SOURCE`].
+    pub update_source: String,
+    /// systemd-sysupdate's source type for it: `url-file` or `regular-file`.
+    pub source_type: String,
+}
+
+/// Where a master looks for new versions when its profile does not say: a directory on the
+/// master with the layout of a build's output (`extensions/`, `confexts/`).
+pub const DEFAULT_UPDATE_SOURCE: &str = "/var/lib/kubemint/updates";
+/// The health gate's default deadline, in seconds.
+pub const DEFAULT_GATE_DEADLINE: u64 = 120;
 
 /// A file a build read, and the sha256 of what it read.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -128,7 +148,7 @@ pub struct Component {
     pub flags: Vec<Flag>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Flag {
     /// Without the leading `--`.
     pub name: String,
@@ -587,6 +607,7 @@ fn resolve(
         paths => minijinja::Value::from_serialize(&raw.paths),
     };
     let raw_components = raw.components;
+    let rollout = raw.rollout.unwrap_or_default();
     let host = raw.host.unwrap_or_default();
     let cluster = raw.cluster.unwrap_or_default();
     let user = raw.user.unwrap_or_default();
@@ -663,6 +684,51 @@ fn resolve(
     let log_dir = path("paths.log_dir", paths.log_dir, &[]);
     let conf_dir = path("paths.conf_dir", paths.conf_dir, &["/etc"]);
     let cert_dir = path("paths.cert_dir", paths.cert_dir, &[]);
+
+    let gate_deadline = match rollout.gate_deadline {
+        None => DEFAULT_GATE_DEADLINE,
+        Some(s) if (5..=3600).contains(&s) => s as u64,
+        Some(s) => {
+            r.report(
+                "rollout.gate_deadline",
+                format!("{s} is not a deadline: give seconds from 5 to 3600"),
+            );
+            DEFAULT_GATE_DEADLINE
+        }
+    };
+    let update_source = match rollout.update_source {
+        None => DEFAULT_UPDATE_SOURCE.to_owned(),
+        Some(s) => {
+            let url = s.starts_with("https://") || s.starts_with("http://");
+            let ok = if url {
+                !s.chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || c == '%')
+            } else {
+                AbsPath::parse(&s).is_ok()
+            };
+            if !ok {
+                r.report(
+                    "rollout.update_source",
+                    format!(
+                        "{s:?} is neither an http(s):// URL (without spaces or %) nor an absolute directory"
+                    ),
+                );
+            }
+            let trimmed = s.trim_end_matches('/');
+            if trimmed.is_empty() {
+                s
+            } else {
+                trimmed.to_owned()
+            }
+        }
+    };
+    let source_type =
+        if update_source.starts_with("http://") || update_source.starts_with("https://") {
+            "url-file"
+        } else {
+            "regular-file"
+        }
+        .to_owned();
 
     // A flag whose value is a template over a value already reported is not type-checked again.
     let values_ok = r.problems.is_empty();
@@ -748,6 +814,11 @@ fn resolve(
             cert_dir,
         },
         components,
+        rollout: Rollout {
+            gate_deadline,
+            update_source,
+            source_type,
+        },
     })
 }
 
@@ -781,6 +852,7 @@ impl Profile {
             cluster => minijinja::Value::from_serialize(&self.cluster),
             user => minijinja::Value::from_serialize(&self.user),
             paths => minijinja::Value::from_serialize(&self.paths),
+            rollout => minijinja::Value::from_serialize(&self.rollout),
         }
     }
 }

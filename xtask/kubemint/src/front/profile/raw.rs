@@ -20,6 +20,20 @@ pub struct RawProfile {
     pub user: Option<RawUser>,
     pub paths: Option<RawPaths>,
     pub components: Option<BTreeMap<String, RawComponent>>,
+    pub rollout: Option<RawRollout>,
+}
+
+/// How a master takes a new version: where its updates come from, how long the health gate
+/// waits.
+#[derive(Debug, Default, Deserialize, Serialize)]
+pub struct RawRollout {
+    /// Seconds the health gate waits for every component to answer after a change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gate_deadline: Option<i64>,
+    /// Where systemd-sysupdate finds new versions: an https:// or http:// URL, or a directory
+    /// on the master.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub update_source: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -86,6 +100,7 @@ pub fn known_keys(path: &str) -> &'static [&'static str] {
         ["user"] => fields::<RawUser>(),
         ["paths"] => fields::<RawPaths>(),
         ["components", _] => fields::<RawComponent>(),
+        ["rollout"] => fields::<RawRollout>(),
         _ => &[],
     }
 }
@@ -150,7 +165,8 @@ mod tests {
                 "cluster",
                 "user",
                 "paths",
-                "components"
+                "components",
+                "rollout"
             ]
         );
         assert_eq!(known_keys("host"), ["name", "address"]);
