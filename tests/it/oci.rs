@@ -186,13 +186,13 @@ fn uncompressed_layers_have_digest_equal_to_diff_id() {
 }
 
 /// The registry from Debian's docker-registry, on a free loopback port, storing under `dir`.
-struct Registry {
+pub(crate) struct Registry {
     child: Child,
-    addr: String,
+    pub(crate) addr: String,
 }
 
 impl Registry {
-    fn start(dir: &Path) -> Registry {
+    pub(crate) fn start(dir: &Path) -> Registry {
         let bin = require_tool("docker-registry");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()

@@ -2,6 +2,7 @@
 //! current directory, whether stderr is a terminal) and hands plain values to the kubemint
 //! library, printing what it returns. Every error is printed once, here.
 
+mod audit;
 mod base;
 mod bench_options;
 mod devsecrets;
@@ -71,6 +72,12 @@ enum Command {
     Test(devtest::TestArgs),
     /// Write THROWAWAY secrets (CAs, certificates, keys, tokens) for a profile set: tests only
     DevSecrets(devsecrets::DevSecretsArgs),
+    /// Verify a root, OCI image, extension or disk image, or output directory against what a profile builds
+    Verify(audit::VerifyArgs),
+    /// How two masters differ (profiles, output directories or manifests): meaning, files, shared parts
+    Diff(audit::DiffArgs),
+    /// Build profiles twice under different conditions and compare every output, naming the first differing field
+    RebuildCheck(audit::RebuildArgs),
 }
 
 /// Which profiles a command works on, and the plans' settings: the front end's request.
@@ -156,6 +163,10 @@ struct BuildImage {
     /// Rebuild profiles whose outputs are up to date too
     #[arg(long)]
     force: bool,
+    /// TEST ONLY (rebuild-check's own test): every timestamp one second after the epoch the
+    /// build would use, as a builder that leaked the clock would
+    #[arg(long, hide = true)]
+    plant_nondeterminism: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default, ValueEnum)]
@@ -350,7 +361,19 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             };
             let out = args.out.map(|o| cwd.join(o));
             let req = args.selected.request(&root, &cwd, args.sample, epoch);
-            let planned = front::plan_set(&req)?;
+            let mut planned = front::plan_set(&req)?;
+            if args.plant_nondeterminism
+                && let Some(first) = planned.masters.first()
+            {
+                let seconds = i128::from(first.plan.epoch.seconds()) + 1;
+                planned = front::plan_set(&Request {
+                    epoch: Some(EpochOverride {
+                        seconds,
+                        origin: "--plant-nondeterminism".into(),
+                    }),
+                    ..req.clone()
+                })?;
+            }
             let threshold = if args.verbose {
                 Severity::Note
             } else {
@@ -588,6 +611,35 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Report(args) => report(&cwd, &args)?,
         Command::Bench(opts) => return bench(&root, &opts),
         Command::Test(args) => return devtest::run(&root, &args),
+        Command::Verify(args) => {
+            return audit::verify(
+                args,
+                &root,
+                &cwd,
+                source_date_epoch()?,
+                stores.releases.clone(),
+                &progress,
+            );
+        }
+        Command::Diff(args) => {
+            return audit::diff(
+                args,
+                &root,
+                &cwd,
+                source_date_epoch()?,
+                stores.releases.clone(),
+                &progress,
+            );
+        }
+        Command::RebuildCheck(args) => {
+            let store_dir = cli
+                .store
+                .as_deref()
+                .map(|s| cwd.join(s))
+                .or_else(|| std::env::var_os("KUBEMINT_STORE").map(PathBuf::from))
+                .unwrap_or_else(|| root.join("vendor").join("store"));
+            return audit::rebuild_check(args, &root, &cwd, &store_dir, &progress);
+        }
         Command::DevSecrets(args) => {
             let profiles = profiles_dir(&root, &cwd, args.profiles_dir.clone());
             return devsecrets::run(&root, &profiles, &cwd.join(&args.dir), args.json);

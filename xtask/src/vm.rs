@@ -377,8 +377,7 @@ until readlink /var/lib/extensions/@NAME@.raw 2>/dev/null | grep -qF '_@VERSION@
     readlink /var/lib/confexts/@NAME@.raw 2>/dev/null | grep -qF '_@VERSION@.raw'; do
     i=$((i + 1)); [ $i -lt 1500 ] || break; sleep 0.2
 done
-printf '{"crashed":true,"version_before":"%s","reason":"power cut after the switch to @VERSION@"}
-' "$version_before" >/dev/ttyS1
+printf '{"crashed":true,"version_before":"%s","reason":"power cut after the switch to @VERSION@"}\n' "$version_before" >/dev/ttyS1
 echo 1 >/proc/sys/kernel/sysrq
 echo b >/proc/sysrq-trigger
 sleep 120
@@ -390,11 +389,10 @@ fi
 /// The update, timed from the rollout command's own lines (each stamped with the uptime).
 const UPDATE_RUN: &str = r#"
 log=/run/kubemint-vm-update.log
-stamp() { while IFS= read -r l; do printf '%s %s
-' "$(cut -d' ' -f1 /proc/uptime)" "$l"; done; }
+stamp() { while IFS= read -r l; do printf '%s %s\n' "$(cut -d' ' -f1 /proc/uptime)" "$l"; done; }
 { /usr/lib/kubemint/rollout update '@VERSION@'; echo "rollout-exit $?"; } 2>&1 | stamp >"$log"
 cat "$log" >/dev/ttyS0
-at() { sed -n "s/^\([0-9.]*\) kubemint-rollout: $1.*//p" "$log" | head -n 1; }
+at() { sed -n "s/^\([0-9.]*\) kubemint-rollout: $1.*/\1/p" "$log" | head -n 1; }
 good_at=$(at '@VERSION@: good')
 bad_at=$(at '@VERSION@: bad')
 back_at=$(at '[^ ]*: rolled-back')
@@ -408,7 +406,7 @@ update_s=$(sub "$t0" "$good_at")
 rollback_s=$(sub "$bad_at" "$back_at")
 /usr/lib/systemd/systemd-sysupdate update >/dev/ttyS0 2>&1
 second=$(readlink /var/lib/extensions/@NAME@.raw 2>/dev/null | sed 's/.*_//; s/[.]raw$//')
-second=""$second""
+second=$(printf '"%s"' "$second")
 i=0
 until healthy; do i=$((i + 1)); [ $i -lt 30 ] || break; sleep 2; done
 else
@@ -880,4 +878,31 @@ pub fn render(profile: &str, r: &Report) -> String {
     }
     out.push_str(&format!("  console: {}\n", r.console.display()));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The update steps the guest runs are shell that parses, with every placeholder filled.
+    #[test]
+    fn update_steps_parse_as_sh() {
+        for block in [UPDATE_RUN, UPDATE_CRASH] {
+            let script = format!("{UPDATE_COMMON}{block}")
+                .replace("@SRC@", "/var/lib/kubemint/updates")
+                .replace("@VERSION@", "1.14.2-1-0123456789ab")
+                .replace("@NAME@", "kubemint-master-1");
+            assert!(!script.contains('@'), "{script}");
+            assert!(!script.contains('\u{1}'), "{script}");
+            let out = Command::new("sh")
+                .args(["-n", "-c", &script])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}\n{script}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
 }

@@ -72,7 +72,7 @@ pub struct Generator {
     pub squashfs: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct FileRow {
     pub path: String,
     #[serde(rename = "type")]

@@ -56,12 +56,11 @@ pub fn header(
             .map(|(p, _)| p)
             .collect()
     };
-    let units_dir = "/usr/lib/systemd/system/";
-    let shipped: Vec<&str> = in_dir(units_dir)
-        .into_iter()
-        .map(|p| &p[units_dir.len()..])
-        .filter(|u| !u.contains('/'))
-        .collect();
+    let units_dir = crate::audit::rules::SHIPPED_UNITS_DIR;
+    let shipped = crate::audit::rules::shipped_units(
+        tree.iter()
+            .map(|(p, e)| (p, matches!(e.kind, Kind::File { .. }))),
+    );
     let mut unit_wants = Vec::new();
     for unit in &plan.units {
         let path = format!("{units_dir}{unit}");
@@ -102,6 +101,7 @@ pub fn header(
             units => plan.units,
             unit_wants => unit_wants,
             shipped_units => shipped,
+            unit_dirs => crate::audit::rules::UNIT_DIRS,
             owns => plan.owns,
             secrets => minijinja::Value::from_serialize(&plan.secrets),
             manifest => manifest_lines(tree),

@@ -43,6 +43,8 @@ UNITS='{{ units | join(" ") }}'
 UNIT_WANTS='{{ unit_wants | join(" ") }}'
 # Units the image ships (drop-ins and overrides of these are drift).
 SHIPPED_UNITS='{{ shipped_units | join(" ") }}'
+# Where units live, in systemd's order (the rules shared with `cargo xtask verify`: audit/rules.rs).
+UNIT_DIRS='{{ unit_dirs | join(" ") }}'
 # Directories the image owns whole: anything in them the manifest lacks is drift.
 OWNS='{{ owns | join(" ") }}'
 SECRETS_CHECK=/usr/lib/kubemint/check-secrets
@@ -328,7 +330,7 @@ unexpected() {
 # Drop-ins and same-named units that change the image's units.
 unit_changes() {
     for u in $SHIPPED_UNITS; do
-        for d in /etc/systemd/system /run/systemd/system /usr/local/lib/systemd/system /usr/lib/systemd/system; do
+        for d in $UNIT_DIRS; do
             if [ -d "$BASE$d/$u.d" ]; then
                 find "$BASE$d/$u.d" -mindepth 1 | while read -r p; do echo "drop-in: ${p#"$BASE"}: changes $u"; done
             fi

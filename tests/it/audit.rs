@@ -1,0 +1,521 @@
+//! Audits: `verify` passes on a clean root, OCI layout, sysext, confext and output directory
+//! and names every kind of drift, inside images too; `diff` explains two masters in Kubernetes
+//! terms, then files, then what they share; `rebuild-check` proves a rebuild and names the
+//! field when one differs.
+
+use crate::support::{self, Project, sh, text};
+use std::path::Path;
+
+fn install(dir: &Path, root: &Path) {
+    let out = sh(&format!(
+        "sh '{}' --root '{}'",
+        dir.join("master-1-install.sh").display(),
+        root.display()
+    ));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+/// verify's --json findings.
+fn findings(out: &std::process::Output) -> Vec<serde_json::Value> {
+    let reports: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", text(&out.stdout), text(&out.stderr)));
+    reports
+        .iter()
+        .flat_map(|r| r["findings"].as_array().unwrap().clone())
+        .collect()
+}
+
+fn has(findings: &[serde_json::Value], kind: &str, path: &str) -> bool {
+    findings
+        .iter()
+        .any(|f| f["kind"] == kind && f["path"] == path)
+}
+
+#[test]
+fn verify_passes_on_a_clean_root_oci_layout_extensions_and_output_directory() {
+    let p = Project::new();
+    let dir = p.build_sample("master-1");
+    let root = tempfile::tempdir().unwrap();
+    install(&dir, root.path());
+    let manifest = dir.join("manifest.json");
+    let m = manifest.to_str().unwrap();
+    let m1 = support::manifest(&dir);
+    let of = |kind: &str| {
+        let row = m1["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} output"));
+        dir.join(row["path"].as_str().unwrap())
+            .to_string_lossy()
+            .into_owned()
+    };
+    // Against the profile itself: a reference build in a temporary directory.
+    let out = p.ok(&[
+        "verify",
+        "master-1",
+        "--sample",
+        "--root",
+        root.path().to_str().unwrap(),
+    ]);
+    assert!(
+        text(&out.stdout).contains("no findings"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = p.ok(&[
+        "verify",
+        "master-1",
+        "--sample",
+        "--output",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(text(&out.stdout).contains("no findings"));
+    // Against a given manifest.
+    let layout = format!("oci:{}", dir.join("oci").display());
+    let tagged = format!("{layout}:master-1");
+    for target in [
+        ["--image", layout.as_str()],
+        ["--image", tagged.as_str()],
+        ["--disk", &of("sysext")],
+        ["--disk", &of("confext")],
+        ["--disk", &of("disk")],
+    ] {
+        let out = p.run(&["verify", "--manifest", m, target[0], target[1]]);
+        assert!(
+            out.status.success(),
+            "{target:?}:\n{}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        assert!(text(&out.stdout).contains("no findings"));
+    }
+}
+
+#[test]
+fn verify_names_each_kind_of_drift_on_a_root() {
+    let p = Project::new();
+    let dir = p.build_sample("master-1");
+    let m = support::manifest(&dir);
+    let root = tempfile::tempdir().unwrap();
+    install(&dir, root.path());
+    let r = root.path();
+    let at = |path: &str| r.join(path.trim_start_matches('/'));
+    let files = m["files"].as_array().unwrap();
+    let first = |kind: &str, under: &str| -> String {
+        files
+            .iter()
+            .find(|f| f["type"] == kind && f["path"].as_str().unwrap().starts_with(under))
+            .unwrap_or_else(|| panic!("no {kind} under {under}"))["path"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let unit = "/usr/lib/systemd/system/kube-apiserver.service";
+    std::fs::write(at(unit), "[Service]\nExecStart=/bin/evil\n").unwrap();
+    let policy = "/etc/k8s/kubernetes/audit-policy.yaml";
+    sh(&format!("chmod 0600 '{}'", at(policy).display()));
+    let link = first("symlink", "/usr");
+    std::fs::remove_file(at(&link)).unwrap();
+    std::os::unix::fs::symlink("/elsewhere", at(&link)).unwrap();
+    let gone = first("file", "/usr/lib/kubemint");
+    std::fs::remove_file(at(&gone)).unwrap();
+    let typed = first("file", "/etc");
+    std::fs::remove_file(at(&typed)).unwrap();
+    std::fs::create_dir(at(&typed)).unwrap();
+    let owned = m["owns"][0].as_str().unwrap().to_owned();
+    std::fs::write(at(&format!("{owned}/stray")), "x").unwrap();
+    std::fs::create_dir_all(at("/etc/systemd/system/kube-apiserver.service.d")).unwrap();
+    std::fs::write(
+        at("/etc/systemd/system/kube-apiserver.service.d/evil.conf"),
+        "[Service]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        at("/etc/systemd/system/kube-scheduler.service"),
+        "[Service]\n",
+    )
+    .unwrap();
+    let secret = m["secrets"][0]["path"].as_str().unwrap().to_owned();
+    std::fs::create_dir_all(at(&secret).parent().unwrap()).unwrap();
+    std::fs::write(at(&secret), "not shown").unwrap();
+    sh(&format!("chmod 0666 '{}'", at(&secret).display()));
+    let owner_changed = first("file", "/usr/lib/systemd");
+    if support::is_root() {
+        sh(&format!("chown 1:1 '{}'", at(&owner_changed).display()));
+    }
+
+    let out = p.run(&[
+        "verify",
+        "--manifest",
+        dir.join("manifest.json").to_str().unwrap(),
+        "--root",
+        r.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let f = findings(&out);
+    let shown = serde_json::to_string_pretty(&f).unwrap();
+    for (kind, path) in [
+        ("changed", unit),
+        ("mode", policy),
+        ("target", link.as_str()),
+        ("missing", gone.as_str()),
+        ("type", typed.as_str()),
+        ("unexpected", &format!("{owned}/stray")),
+        (
+            "drop-in",
+            "/etc/systemd/system/kube-apiserver.service.d/evil.conf",
+        ),
+        ("override", "/etc/systemd/system/kube-scheduler.service"),
+        ("secret", secret.as_str()),
+    ] {
+        assert!(has(&f, kind, path), "no {kind} {path} in:\n{shown}");
+    }
+    if support::is_root() {
+        assert!(
+            has(&f, "owner", &owner_changed),
+            "no owner finding:\n{shown}"
+        );
+    }
+    // Never a secret's content.
+    assert!(!text(&out.stdout).contains("not shown"));
+    // The text form: one line per finding, KIND PATH: detail, and a summary.
+    let out = p.run(&[
+        "verify",
+        "--manifest",
+        dir.join("manifest.json").to_str().unwrap(),
+        "--root",
+        r.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let t = text(&out.stdout);
+    assert!(
+        t.contains(&format!("mode {policy}: mode 0600, expected 0644")),
+        "{t}"
+    );
+    assert!(t.contains("differs from master-1"), "{t}");
+    // A usage error is 2: no target, or a target that is not there.
+    assert_eq!(p.run(&["verify", "master-1"]).status.code(), Some(2));
+    assert_eq!(
+        p.run(&[
+            "verify",
+            "master-1",
+            "--sample",
+            "--root",
+            "/nonexistent/root"
+        ])
+        .status
+        .code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn verify_names_a_flipped_byte_in_an_oci_layer_and_a_changed_file_in_a_squashfs() {
+    let p = Project::new();
+    let dir = p.build_sample("master-1");
+    let m = support::manifest(&dir);
+    let manifest = dir.join("manifest.json");
+    let work = tempfile::tempdir().unwrap();
+
+    // The OCI layout, a byte of its profile layer flipped.
+    let layout = work.path().join("oci");
+    support::copy_dir(&dir.join("oci"), &layout);
+    let layer = m["oci"]["layers"][1]["digest"].as_str().unwrap();
+    let blob = layout.join("blobs/sha256").join(&layer["sha256:".len()..]);
+    let mut bytes = std::fs::read(&blob).unwrap();
+    let i = bytes.len() / 2;
+    bytes[i] ^= 0x40;
+    std::fs::remove_file(&blob).unwrap();
+    std::fs::write(&blob, &bytes).unwrap();
+    let out = p.run(&[
+        "verify",
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--image",
+        &format!("oci:{}", layout.display()),
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let f = findings(&out);
+    let blob_path = format!("blobs/sha256/{}", &layer["sha256:".len()..]);
+    assert!(
+        has(&f, "changed", &blob_path),
+        "{}",
+        serde_json::to_string_pretty(&f).unwrap()
+    );
+
+    // The sysext, a byte of a file's data block changed.
+    let sysext_row = m["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["kind"] == "sysext")
+        .unwrap();
+    let sysext = work.path().join("sysext.raw");
+    std::fs::copy(dir.join(sysext_row["path"].as_str().unwrap()), &sysext).unwrap();
+    let img = kubemint::audit::squashfs::read(&sysext, 0).unwrap();
+    let (path, entry) = img
+        .entries
+        .iter()
+        .find(|(p, e)| e.kind == "file" && p.starts_with("/usr/lib/systemd/system/") && e.size > 64)
+        .unwrap();
+    let block = entry.blocks[0];
+    let mut bytes = std::fs::read(&sysext).unwrap();
+    let at = (block.offset + u64::from(block.stored) / 2) as usize;
+    bytes[at] ^= 0x01;
+    std::fs::write(&sysext, &bytes).unwrap();
+    let out = p.run(&[
+        "verify",
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--disk",
+        sysext.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let f = findings(&out);
+    assert!(
+        has(&f, "changed", path),
+        "no changed {path}: {}",
+        serde_json::to_string_pretty(&f).unwrap()
+    );
+
+    // The whole output directory: the same change is caught by its digest first.
+    let copy = work.path().join("master-1");
+    support::copy_dir(&dir, &copy);
+    std::fs::copy(&sysext, copy.join(sysext_row["path"].as_str().unwrap())).unwrap();
+    let out = p.run(&[
+        "verify",
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--output",
+        copy.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let f = findings(&out);
+    assert!(has(&f, "changed", sysext_row["path"].as_str().unwrap()));
+    assert!(has(&f, "changed", path));
+}
+
+fn diff_json(p: &Project, a: &str, b: &str) -> (Option<i32>, serde_json::Value) {
+    let out = p.run(&["diff", a, b, "--sample", "--json"]);
+    let v = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{}", text(&out.stdout), text(&out.stderr)));
+    (out.status.code(), v)
+}
+
+#[test]
+fn diff_explains_two_masters_and_the_upgrade_and_nothing_against_itself() {
+    let p = Project::new();
+    let (code, d) = diff_json(&p, "master-1", "master-2");
+    assert_eq!(code, Some(1));
+    let shown = serde_json::to_string_pretty(&d).unwrap();
+    let meaning = d["meaning"].as_array().unwrap();
+    assert!(
+        meaning
+            .iter()
+            .any(|c| c["what"] == "kube-apiserver --advertise-address"
+                && c["a"] == "10.10.10.22"
+                && c["b"] == "10.10.10.23"),
+        "{shown}"
+    );
+    assert!(
+        d["files"].as_array().unwrap().iter().any(|f| f["path"]
+            == "/usr/lib/systemd/system/kube-apiserver.service"
+            && f["change"] == "changed"),
+        "{shown}"
+    );
+    assert!(
+        d["parts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["what"] == "oci layer release" && x["on"] == "shared"),
+        "{shown}"
+    );
+    assert!(!meaning.iter().any(|c| c["what"] == "release"), "{shown}");
+
+    let (code, d) = diff_json(&p, "profiles/master-1", "profiles/upgrade/master-1");
+    assert_eq!(code, Some(1));
+    let shown = serde_json::to_string_pretty(&d).unwrap();
+    let meaning = d["meaning"].as_array().unwrap();
+    assert!(
+        meaning
+            .iter()
+            .any(|c| c["what"] == "release" && c["a"] == "v1.14.2" && c["b"] == "v1.33.5"),
+        "{shown}"
+    );
+    assert!(
+        meaning
+            .iter()
+            .any(|c| c["what"].as_str().unwrap().starts_with("kube-apiserver --")),
+        "{shown}"
+    );
+
+    // A build against itself, and against its own manifest: nothing.
+    let dir = p.build_sample("master-1");
+    let out = p.run(&[
+        "diff",
+        dir.to_str().unwrap(),
+        dir.join("manifest.json").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("no differences"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = p.run(&["diff", "master-1", dir.to_str().unwrap(), "--sample"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn rebuild_check_passes_and_names_a_planted_difference() {
+    // The repository's profiles and images, in a throwaway project: nothing is written into
+    // the checkout (its store included).
+    let p = Project::new();
+    let out = p.run(&["rebuild-check", "master-1", "--sample"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(text(&out.stdout).contains("identical"));
+
+    let out = p.run(&[
+        "rebuild-check",
+        "master-1",
+        "--sample",
+        "--plant-nondeterminism",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let t = text(&out.stdout);
+    // The payload's tar member and its mtime, the two values side by side.
+    assert!(
+        t.lines()
+            .any(|l| l.contains("master-1.tar.gz: gzip: tar member ")
+                && l.contains(": mtime 1558001600 vs 1558001601")),
+        "{t}"
+    );
+    assert!(t.contains("squashfs"), "{t}");
+    assert!(t.contains("NOT reproducible"), "{t}");
+}
+
+#[test]
+fn verify_reads_the_bootable_disk_s_esp_and_names_a_changed_extension_in_it() {
+    let (p, dir) = crate::boot::built("out");
+    let manifest = dir.join("manifest.json");
+    let disk = dir.join(
+        support::manifest(&dir)["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["kind"] == "bootable")
+            .expect("a bootable disk")["path"]
+            .as_str()
+            .unwrap(),
+    );
+    let out = p.run(&[
+        "verify",
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--disk",
+        disk.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(text(&out.stdout).contains("no findings"));
+
+    // A byte of the confext inside the ESP changed: found by its digest, named inside.
+    let img = kubemint::audit::gpt::read(&disk).unwrap().unwrap();
+    let esp = img
+        .partitions
+        .iter()
+        .find(|x| x.type_guid == kubemint::audit::gpt::ESP)
+        .unwrap();
+    let fat = kubemint::audit::fat::Fat::open(&disk, esp.offset()).unwrap();
+    let node = fat
+        .walk()
+        .unwrap()
+        .into_iter()
+        .find(|n| n.path.starts_with("kubemint/confexts/"))
+        .unwrap();
+    let at = fat.contiguous(&node).unwrap().unwrap();
+    let sq = kubemint::audit::squashfs::read(&disk, at).unwrap();
+    let (path, entry) = sq
+        .entries
+        .iter()
+        .find(|(_, e)| e.kind == "file" && e.size > 64)
+        .unwrap();
+    let byte = at + entry.blocks[0].offset + u64::from(entry.blocks[0].stored) / 2;
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&disk)
+            .unwrap();
+        let mut b = [0u8; 1];
+        f.read_exact_at(&mut b, byte).unwrap();
+        b[0] ^= 0x01;
+        f.write_all_at(&b, byte).unwrap();
+    }
+    let out = p.run(&[
+        "verify",
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--disk",
+        disk.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let f = findings(&out);
+    let shown = serde_json::to_string_pretty(&f).unwrap();
+    assert!(has(&f, "changed", &node.path), "{shown}");
+    assert!(has(&f, "changed", path), "{shown}");
+}
+
+#[test]
+fn verify_takes_a_registry_image_through_skopeo() {
+    support::require_tool("skopeo");
+    let p = Project::new();
+    let dir = p.build_sample("master-1");
+    let work = tempfile::tempdir().unwrap();
+    let registry = crate::oci::Registry::start(work.path());
+    let image = format!("docker://{}/kubemint/master-1:v1.14.2", registry.addr);
+    let out = sh(&format!(
+        "skopeo copy --dest-tls-verify=false 'oci:{}:master-1' {image}",
+        dir.join("oci").display()
+    ));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = p.run(&[
+        "verify",
+        "--manifest",
+        dir.join("manifest.json").to_str().unwrap(),
+        "--image",
+        &image,
+        "--no-tls-verify",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(text(&out.stdout).contains("no findings"));
+}
