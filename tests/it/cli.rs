@@ -54,6 +54,9 @@ fn build_all_with_json_summary() {
                 "sysext",
                 "confext",
                 "disk",
+                "sbom-spdx",
+                "sbom-cyclonedx",
+                "provenance",
                 "report"
             ]
         );

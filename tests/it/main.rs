@@ -2,6 +2,7 @@
 //! the way users do, on throwaway projects built from the repository's profiles and images,
 //! and judge outputs with the tools users have (sha256sum, sh, shellcheck, systemd-analyze).
 
+mod attest;
 mod audit;
 mod boot;
 mod check;

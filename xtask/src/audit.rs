@@ -97,6 +97,7 @@ pub fn reference_build(
         layer_compression: kubemint::pack::oci::LayerCompression::Gzip,
         threads: Threads::new(std::thread::available_parallelism().map_or(1, |n| n.get())),
         force: true,
+        sign_key: None,
     };
     let built = build::build(&planned, &opts, progress)?;
     let expected = built

@@ -145,6 +145,21 @@ const TOOLS: &[Tool] = &[
         why: "makes the base the bootable disks are built from (`cargo xtask base`)",
     },
     Tool {
+        command: "gpg",
+        package: "gpg",
+        why: "signs SHA256SUMS and the provenance (`build-image --sign-key`)",
+    },
+    Tool {
+        command: "gpgv",
+        package: "gpgv",
+        why: "verifies those signatures",
+    },
+    Tool {
+        command: "curl",
+        package: "curl",
+        why: "pushes the attached SBOMs and provenance to a registry on loopback",
+    },
+    Tool {
         command: "kubectl",
         package: "kubernetes-client",
         why: "reads the generated kubeconfigs",
@@ -276,6 +291,71 @@ fn qemu_from_backports() -> Result<()> {
     ])
 }
 
+/// The Python validators of the attestations (tests/it/attest.rs), pinned, in a virtual
+/// environment of the suite's own under `target/`.
+const PYTHON_PACKAGES: &[&str] = &[
+    "spdx-tools==0.8.5",
+    "cyclonedx-python-lib[json-validation]==11.12.0",
+    "in-toto-attestation==0.9.3",
+    "jsonschema==4.26.0",
+];
+/// How the suite tells the attestation tests which Python has them.
+const PYTHON_ENV: &str = "KUBEMINT_TEST_PYTHON";
+
+/// The virtual environment with [`PYTHON_PACKAGES`], made (`python3 -m venv`, then pip from
+/// PyPI) when it is missing or holds other versions; used as it is when present, so a machine
+/// that has it needs no network. Returns its python.
+fn ensure_python(root: &Path) -> Result<PathBuf> {
+    let venv = root.join("target").join("test-python");
+    let python = venv.join("bin").join("python");
+    let stamp = venv.join("kubemint-packages.txt");
+    let wanted = PYTHON_PACKAGES.join("\n") + "\n";
+    if std::fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) && python.is_file() {
+        return Ok(python);
+    }
+    eprintln!(
+        "cargo xtask test: installing the attestation validators into {}",
+        venv.display()
+    );
+    let venv_ok = || -> Result<bool> {
+        Ok(Command::new("python3")
+            .args(["-m", "venv", "--clear"])
+            .arg(&venv)
+            .status()
+            .context("cannot run python3")?
+            .success())
+    };
+    if !venv_ok()? {
+        anyhow::ensure!(
+            is_root() && find("apt-get").is_some(),
+            "`python3 -m venv` failed: install python3-venv"
+        );
+        apt_get(
+            &[],
+            &[
+                "install",
+                "-y",
+                "-q",
+                "--no-install-recommends",
+                "python3-venv",
+            ],
+        )?;
+        anyhow::ensure!(venv_ok()?, "`python3 -m venv {}` failed", venv.display());
+    }
+    let status = Command::new(&python)
+        .args(["-m", "pip", "install", "-q", "--disable-pip-version-check"])
+        .args(PYTHON_PACKAGES)
+        .status()
+        .context("cannot run pip")?;
+    anyhow::ensure!(
+        status.success(),
+        "pip could not install {} (PyPI must be reachable once)",
+        PYTHON_PACKAGES.join(" ")
+    );
+    std::fs::write(&stamp, wanted)?;
+    Ok(python)
+}
+
 /// The base the project's profiles name; the boot tests build bootable disks from it.
 const BASE: &str = "debian-trixie";
 /// How the suite tells the boot tests where the base tarball is.
@@ -342,13 +422,16 @@ pub fn run(root: &Path, args: &TestArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(2));
     }
     if args.tools_only {
+        ensure_python(root)?;
         eprintln!("cargo xtask test: every tool the suite needs is installed");
         return Ok(ExitCode::SUCCESS);
     }
     let base = ensure_base(root)?;
+    let python = ensure_python(root)?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(&cargo)
         .env(BASE_ENV, &base)
+        .env(PYTHON_ENV, &python)
         .args(["test", "--workspace", "--locked"])
         .args(&args.args)
         .current_dir(root)

@@ -163,6 +163,10 @@ struct BuildImage {
     /// Rebuild profiles whose outputs are up to date too
     #[arg(long)]
     force: bool,
+    /// Sign SHA256SUMS and the provenance with this armored OpenPGP secret key (no passphrase):
+    /// detached signatures `<file>.gpg`, as systemd-sysupdate verifies them
+    #[arg(long, value_name = "KEY")]
+    sign_key: Option<PathBuf>,
     /// TEST ONLY (rebuild-check's own test): every timestamp one second after the epoch the
     /// build would use, as a builder that leaked the clock would
     #[arg(long, hide = true)]
@@ -391,6 +395,7 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
                     None => std::thread::available_parallelism().map_or(1, |n| n.get()),
                 }),
                 force: args.force,
+                sign_key: args.sign_key.map(|k| cwd.join(k)),
             };
             let built = build::build(&planned, &opts, &progress)?;
             // Each note once, with the profiles it concerns.

@@ -15,6 +15,7 @@
 //! minor at a time, through the front end; [`util`] holds what several stages share (digests,
 //! canonical JSON, the epoch, progress bars).
 
+pub mod attest;
 pub mod audit;
 pub mod build;
 pub mod front;

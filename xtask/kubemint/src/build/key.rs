@@ -23,12 +23,18 @@ use std::path::Path;
 pub const FILE: &str = "build-key.json";
 
 /// Bumped when what goes into a key changes.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 /// The build key of `plan` made from `inputs` (release, profile, image, templates and base,
 /// as manifest.json lists them), with `note` (why a part is missing, e.g. no base) and the
-/// OCI layers stored as `layers`.
-pub fn key(plan: &Plan, inputs: &[Input], note: Option<&str>, layers: LayerCompression) -> String {
+/// OCI layers stored as `layers`, signed (or not) with the key file whose sha256 is `signing`.
+pub fn key(
+    plan: &Plan,
+    inputs: &[Input],
+    note: Option<&str>,
+    layers: LayerCompression,
+    signing: Option<&str>,
+) -> String {
     let doc = json!({
         "format": FORMAT,
         "generator": { "name": crate::GENERATOR, "version": crate::VERSION },
@@ -42,6 +48,7 @@ pub fn key(plan: &Plan, inputs: &[Input], note: Option<&str>, layers: LayerCompr
         "plan": plan,
         "inputs": inputs,
         "note": note,
+        "signing": signing,
     });
     // Struct fields in declaration order, maps (BTreeMap) sorted, json!'s objects in a fixed
     // order: the same document, the same bytes.

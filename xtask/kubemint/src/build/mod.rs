@@ -1,5 +1,6 @@
 //! `build-image`: runs the stages after the front end for each planned master — verified
-//! inputs → tree → packers (payload and installer, OCI image, disk images) → manifest.json and
+//! inputs → tree → packers (payload and installer, OCI image, disk images) → attestations
+//! (SBOMs, provenance, OCI artefacts, signatures: [`crate::attest`]) → manifest.json and
 //! SHA256SUMS — staging every output of the build, then swapping them all into place
 //! ([`outputs`]), so a failed build leaves every previous output untouched.
 
@@ -7,6 +8,7 @@ pub mod key;
 pub mod outputs;
 pub mod summary;
 
+use crate::attest::{self, attach, sign};
 use crate::front::plan::Plan;
 use crate::front::profile::Source;
 use crate::front::{Planned, relative};
@@ -47,6 +49,8 @@ pub struct Options {
     pub threads: Threads,
     /// Rebuild profiles whose outputs are up to date too.
     pub force: bool,
+    /// Sign SHA256SUMS and the provenance with this armored OpenPGP secret key ([`attest::sign`]).
+    pub sign_key: Option<PathBuf>,
 }
 
 /// Whether a profile's output was built by this build or already up to date.
@@ -93,6 +97,8 @@ pub enum BuildError {
     Input(#[from] InputError),
     #[error(transparent)]
     Extract(#[from] ExtractError),
+    #[error(transparent)]
+    Sign(#[from] sign::SignError),
     #[error("{profile}: {source}")]
     Tree { profile: String, source: TreeError },
     #[error("{path}: {source}")]
@@ -170,6 +176,12 @@ pub fn build(
         }
     };
     let releases = source.identify(planned.releases())?;
+    // The signing key, by the digest of its file: part of every build key, never printed.
+    let signing = match &opts.sign_key {
+        Some(k) => Some(crate::util::hash::sha256_file(k).map_err(io_err(k))?.0),
+        None => None,
+    };
+    let set = relative(&opts.root, Path::new(&planned.set.dir));
     let vendor = opts.root.join("vendor");
     let mut bases: BTreeMap<String, Result<(String, PathBuf), String>> = BTreeMap::new();
     for name in planned.masters.iter().filter_map(|m| m.plan.base.clone()) {
@@ -204,7 +216,13 @@ pub fn build(
         let base = plan.base.as_ref().and_then(|b| bases.get(b));
         let inputs = inputs_of(m, planned, release, base, &opts.root);
         let note = base.and_then(|b| b.as_ref().err()).map(String::as_str);
-        let key = key::key(plan, &inputs, note, opts.layer_compression);
+        let key = key::key(
+            plan,
+            &inputs,
+            note,
+            opts.layer_compression,
+            signing.as_deref(),
+        );
         let dir = root.path().join(&plan.profile);
         match key::Record::up_to_date(&dir, &key).filter(|_| !opts.force) {
             Some(record) => built.push(Some(Built {
@@ -292,6 +310,7 @@ pub fn build(
     // Each release's binaries, compressed once for every master and output that carries them.
     let mut chunks: BTreeMap<String, ChunkCache> = BTreeMap::new();
     let mut staged = Vec::new();
+    let mut sha1s = attest::Sha1Cache::new();
     // Output files are made durable on a thread of their own while the next ones are written;
     // every one is synced before the swap below.
     let syncer = Syncer::start();
@@ -352,6 +371,9 @@ pub fn build(
             chunks: Some(&chunks[&plan.release.name]),
             threads: opts.threads,
             syncer: &syncer,
+            sha1s: &mut sha1s,
+            set: &set,
+            sign_key: opts.sign_key.as_deref(),
         };
         let (mut b, manifest_sha256) = write_outputs(
             plan,
@@ -465,6 +487,11 @@ struct Packing<'a> {
     chunks: Option<&'a ChunkCache>,
     threads: Threads,
     syncer: &'a Syncer,
+    /// SHA-1s of the files already read for an SBOM.
+    sha1s: &'a mut attest::Sha1Cache,
+    /// The profile set, project-relative.
+    set: &'a str,
+    sign_key: Option<&'a Path>,
 }
 
 /// Syncs finished files on a thread of its own, so that the disk writes one output while the
@@ -525,8 +552,9 @@ impl Drop for Syncer {
     }
 }
 
-/// Writes payload, installer, OCI layout and archive, manifest.json and SHA256SUMS into `dir`
-/// (a staging directory); returns what was built and the sha256 of its manifest.json.
+/// Writes payload, installer, OCI layout and archive, disk images, SBOMs, provenance (and
+/// signatures), manifest.json and SHA256SUMS into `dir` (a staging directory), in the order
+/// [`crate::attest`] gives; returns what was built and the sha256 of its manifest.json.
 #[allow(clippy::too_many_arguments)]
 fn write_outputs(
     plan: &Plan,
@@ -557,11 +585,110 @@ fn write_outputs(
         (installer, oci, disk)
     });
     let mut outputs = installer?;
-    let (oci_outputs, image) = oci?;
-    outputs.extend(oci_outputs);
+    let (archive_row, image) = oci?;
     let (disk_outputs, ddi, boot) = disk?;
-    outputs.extend(disk_outputs);
     let layout = dir.join("oci");
+
+    // The attestations (see crate::attest for why in this order): SBOMs of the tree, then the
+    // provenance of every output so far, then the three attached to the OCI layout, and only
+    // then the layout's row and the archive, which carry them.
+    progress.step(&format!(
+        "writing the SBOMs and provenance of {}",
+        plan.profile
+    ));
+    let files = attest::file_digests(plan, tree, packing.sha1s).map_err(io_err(dir))?;
+    let layers = packing.compression.name();
+    let subject = attest::Subject {
+        plan,
+        release,
+        set: packing.set,
+        tree,
+        inputs: &inputs,
+        layers,
+        image: &image,
+    };
+    let spdx = attest::spdx::document(&subject, &files);
+    let cdx = attest::cyclonedx::document(&subject, &files);
+    let spdx_row = write_small(dir, "sbom-spdx", attest::SPDX_FILE, &spdx, syncer)?;
+    let cdx_row = write_small(dir, "sbom-cyclonedx", attest::CYCLONEDX_FILE, &cdx, syncer)?;
+    let mut subjects: Vec<(String, String)> = outputs
+        .iter()
+        .chain([&archive_row])
+        .chain(&disk_outputs)
+        .chain([&spdx_row, &cdx_row])
+        .map(|o| (o.path.clone(), o.sha256.clone()))
+        .collect();
+    // The update server's SHA256SUMS beside each extension image.
+    for o in disk_outputs
+        .iter()
+        .filter(|o| matches!(o.kind.as_str(), "sysext" | "confext"))
+    {
+        if let Some((sub, _)) = o.path.rsplit_once('/') {
+            let sums = format!("{sub}/SHA256SUMS");
+            if let Ok((sha256, _)) = crate::util::hash::sha256_file(&dir.join(&sums)) {
+                subjects.push((sums, sha256));
+            }
+        }
+    }
+    let manifest_hex = image.manifest_digest["sha256:".len()..].to_owned();
+    subjects.push((format!("oci/blobs/sha256/{manifest_hex}"), manifest_hex));
+    subjects.sort();
+    let prov = attest::provenance::document(&subject, &subjects);
+    let prov_row = write_small(dir, "provenance", attest::PROVENANCE_FILE, &prov, syncer)?;
+    attach::attach(
+        &layout,
+        &image,
+        &[
+            attach::Document {
+                artifact_type: attach::SPDX_TYPE,
+                title: attest::SPDX_FILE,
+                bytes: &spdx,
+            },
+            attach::Document {
+                artifact_type: attach::CYCLONEDX_TYPE,
+                title: attest::CYCLONEDX_FILE,
+                bytes: &cdx,
+            },
+            attach::Document {
+                artifact_type: attach::IN_TOTO_TYPE,
+                title: attest::PROVENANCE_FILE,
+                bytes: &prov,
+            },
+        ],
+        plan.epoch,
+    )
+    .map_err(io_err(&layout))?;
+    outputs.extend([layout_row(dir)?, archive_row]);
+    outputs.extend(disk_outputs);
+    outputs.extend([spdx_row, cdx_row, prov_row]);
+
+    // Signatures made before manifest.json are listed in it; SHA256SUMS.gpg cannot be.
+    let signer = match packing.sign_key {
+        Some(key) => {
+            let home = dir.with_file_name(format!("gnupg-{}", plan.profile));
+            Some(sign::Signer::new(key, &home, plan.epoch)?)
+        }
+        None => None,
+    };
+    if let Some(signer) = &signer {
+        progress.step(&format!("signing the provenance of {}", plan.profile));
+        let mut signed = vec![attest::PROVENANCE_FILE.to_owned()];
+        for sums in ["extensions/SHA256SUMS", "confexts/SHA256SUMS"] {
+            if dir.join(sums).is_file() {
+                signed.push(sums.to_owned());
+            }
+        }
+        for rel in signed {
+            let sig = signer.sign(&dir.join(&rel))?;
+            let (sha256, size) = crate::util::hash::sha256_file(&sig).map_err(io_err(&sig))?;
+            outputs.push(Output {
+                kind: "signature".into(),
+                path: format!("{rel}.gpg"),
+                size,
+                sha256,
+            });
+        }
+    }
 
     let read = crate::manifest::Release {
         name: release.name.clone(),
@@ -613,6 +740,12 @@ fn write_outputs(
         .map(|(path, sha256)| format!("{sha256}  {path}\n"))
         .collect();
     write_small(dir, "sums", "SHA256SUMS", text.as_bytes(), syncer)?;
+    if let Some(signer) = &signer {
+        let sig = signer.sign(&dir.join("SHA256SUMS"))?;
+        let file = File::open(&sig).map_err(io_err(&sig))?;
+        syncer.sync(&sig, file)?;
+    }
+    drop(signer);
     fix_modes(dir)?;
 
     let manifest_sha256 = manifest_row.sha256.clone();
@@ -675,7 +808,9 @@ fn write_payload_and_installer(
     ])
 }
 
-/// The OCI image layout `oci/` and the same as `<profile>.oci.tar`.
+/// The OCI image layout `oci/` and the same as `<profile>.oci.tar`: the image alone (the
+/// attestations are attached to the layout after; the archive stays the image alone, as
+/// `podman load` (containers/image 5.23) refuses an archive listing more than one manifest).
 fn write_oci(
     plan: &Plan,
     release: &Release,
@@ -683,7 +818,7 @@ fn write_oci(
     dir: &Path,
     packing: &mut Packing<'_>,
     progress: &Progress,
-) -> Result<(Vec<Output>, oci::Image), BuildError> {
+) -> Result<(Output, oci::Image), BuildError> {
     progress.step(&format!("writing the OCI image of {}", plan.profile));
     let layout = dir.join("oci");
     let image = oci::write_layout(
@@ -698,13 +833,6 @@ fn write_oci(
         progress,
     )
     .map_err(io_err(&layout))?;
-    let (size, sha256) = oci::layout_identity(&layout).map_err(io_err(&layout))?;
-    let layout_row = Output {
-        kind: "oci-layout".into(),
-        path: "oci".into(),
-        size,
-        sha256,
-    };
     let archive_name = format!("{}.oci.tar", plan.profile);
     let archive_path = dir.join(&archive_name);
     let out = crate::util::hash::Sha256Writer::new(BufWriter::with_capacity(
@@ -715,17 +843,26 @@ fn write_oci(
     let (file, sha256, size) = out.finish();
     finish_file(file, &archive_path, packing.syncer)?;
     Ok((
-        vec![
-            layout_row,
-            Output {
-                kind: "oci-archive".into(),
-                path: archive_name,
-                size,
-                sha256,
-            },
-        ],
+        Output {
+            kind: "oci-archive".into(),
+            path: archive_name,
+            size,
+            sha256,
+        },
         image,
     ))
+}
+
+/// The layout's row, once the attestations are attached to it.
+fn layout_row(dir: &Path) -> Result<Output, BuildError> {
+    let layout = dir.join("oci");
+    let (size, sha256) = oci::layout_identity(&layout).map_err(io_err(&layout))?;
+    Ok(Output {
+        kind: "oci-layout".into(),
+        path: "oci".into(),
+        size,
+        sha256,
+    })
 }
 
 /// The extended attribute that, set to `0` on an image's only extension-release file, lets

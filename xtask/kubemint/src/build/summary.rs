@@ -48,7 +48,7 @@ pub fn table(built: &[Built], cwd: &Path) -> String {
         for o in b.outputs.iter().chain(std::iter::once(&b.manifest)) {
             let _ = writeln!(
                 out,
-                "  {:<12} {:<28} {:>10}  sha256:{}",
+                "  {:<14} {:<32} {:>10}  sha256:{}",
                 o.kind,
                 o.path,
                 human(o.size),
