@@ -28,3 +28,4 @@ mod standins;
 mod support;
 mod unit;
 mod upgrade;
+mod xattr;
