@@ -123,10 +123,15 @@ fn generations_restart_what_changed_roll_back_and_report() {
     let root = tempfile::tempdir().unwrap();
     let r = root.path();
 
-    // v1: the first generation; every unit would (re)start.
+    // v1: the first generation; every unit would (re)start, but never the boot's recovery
+    // (restarted during a switch, it would complete that very switch).
     let out = ok(&v[0], r, "");
     assert!(
         line(&out, "units to restart: ").contains("kube-apiserver.service"),
+        "{out}"
+    );
+    assert!(
+        !line(&out, "units to restart: ").contains("kubemint-recover.service"),
         "{out}"
     );
     let s = status(&v[0], r);
@@ -248,9 +253,11 @@ fn generations_restart_what_changed_roll_back_and_report() {
 
 /// Kills the installer (kill -9 of its whole process group) just before its Nth `mv`, the
 /// rename that each step changing what is live or recorded ends with, for every N of a v1 → v2
-/// install, of a --rollback and of an install whose gate fails: afterwards the root has a complete version, v1 or v2, that its
-/// own installer's --verify accepts, once any run (here --recover) has completed the journalled
-/// switch; without a journal, even before.
+/// install, of a --rollback and of an install whose gate fails: afterwards the root has a complete
+/// version, v1 or v2, that its own installer's --verify accepts, once the boot's
+/// kubemint-recover.service has completed the journalled switch (its ExecStart=, read from the
+/// root, run with --root: the copy of the installer kept in the root, no installer file needed);
+/// without a journal, even before.
 #[test]
 fn an_install_killed_at_any_step_leaves_a_complete_version() {
     let p = Project::new();
@@ -279,6 +286,59 @@ fn an_install_killed_at_any_step_leaves_a_complete_version() {
         std::env::var("PATH").unwrap()
     );
     ok(&v[0], r, "");
+    // The boot's recovery: enabled in the tree, skipped unless a switch is journalled, and
+    // running the installer's copy of itself, kept whole and private.
+    let units = r.join("usr/lib/systemd/system");
+    let unit = std::fs::read_to_string(units.join("kubemint-recover.service")).unwrap();
+    assert!(
+        unit.contains("\nConditionPathExists=/var/lib/kubemint/switch\n"),
+        "{unit}"
+    );
+    assert!(unit.contains("\nDefaultDependencies=no\n"), "{unit}");
+    assert!(
+        unit.lines().any(|l| l.starts_with("Before=")
+            && ["kube-apiserver.service", "kube-controller-manager.service"]
+                .iter()
+                .all(|u| l.split_whitespace().any(|w| w.ends_with(u)))),
+        "{unit}"
+    );
+    assert_eq!(
+        std::fs::read_link(units.join("sysinit.target.wants/kubemint-recover.service")).unwrap(),
+        Path::new("../kubemint-recover.service")
+    );
+    let kept = r.join("var/lib/kubemint/installer.sh");
+    assert_eq!(std::fs::read(&kept).unwrap(), std::fs::read(&v[0]).unwrap());
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&kept).unwrap().permissions().mode();
+        assert_eq!(mode & 0o7777, 0o700);
+    }
+    // ExecStart=, as the boot runs it, in this root: the kept copy, with --root.
+    let exec_start: Vec<String> = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .unwrap()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(exec_start[..2], ["/bin/sh", "/var/lib/kubemint/installer.sh"]);
+    let boot_recover = || {
+        let script = format!("{}{}", r.display(), exec_start[1]);
+        let out = std::process::Command::new(&exec_start[0])
+            .arg(&script)
+            .arg("--root")
+            .arg(r)
+            .args(&exec_start[2..])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{exec_start:?} failed:\n{}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    };
     let installer_of = |id: &str| {
         if id == ids[0].0 { &v[0] } else { &v[1] }
     };
@@ -293,7 +353,14 @@ fn an_install_killed_at_any_step_leaves_a_complete_version() {
                 text(&out.stdout)
             );
         }
-        ok(&v[1], r, "--recover");
+        if journal {
+            let out = boot_recover();
+            assert!(out.contains("completing an interrupted"), "{out}");
+            assert!(
+                !r.join("var/lib/kubemint/switch").exists(),
+                "{what}, killed at mv {n}: the boot's recovery left the journal:\n{out}"
+            );
+        }
         let a = active(&v[1], r).unwrap();
         assert!(a == ids[0].0 || a == ids[1].0, "{what} {n}: active {a}");
         let out = run(installer_of(&a), r, "--verify");

@@ -34,7 +34,12 @@ HEADER_SHA256='{{ header_sha256 }}'
 # cut) therefore leaves either A (journal not yet renamed: nothing live was touched) or a
 # journal naming B, which the next run of any kubemint installer (install, --rollback or
 # --recover) completes first, from B's generation, before doing anything else; --verify and
-# --status report an incomplete switch. Until that run, the live files can be a mix of A and B.
+# --status report an incomplete switch. Every install, --rollback and --recover first keeps a
+# copy of this installer (verified above) as ROOT/var/lib/kubemint/installer.sh, mode 0700, and
+# the tree's kubemint-recover.service runs that copy's --recover --no-start at boot, after the
+# local file systems and before sysinit.target and the components, when the journal exists: a
+# power cut mid-switch is completed at the next boot, before anything reads the live files.
+# Until then (or that run), the live files can be a mix of A and B.
 #
 # A unit restarts when a path it reads changed between the two generations (added, removed, or
 # another type, mode, owner or content): its unit file and drop-ins, and every path that a file
@@ -86,6 +91,10 @@ SECRETS_CHECK=/usr/lib/kubemint/check-secrets
 STATE_DIR=/var/lib/kubemint
 GENS=$STATE_DIR/generations
 GATE=/usr/lib/kubemint/gate
+# The boot's copy of this installer, and the unit that runs it (never restarted by a switch:
+# it would complete the switch in progress).
+KEPT=$STATE_DIR/installer.sh
+RECOVER_UNIT=kubemint-recover.service
 SELF=$0
 PROG=${0##*/}
 
@@ -531,6 +540,19 @@ write_journal() {
 
 end_switch() { rm -f "$BASE$STATE_DIR/switch"; }
 
+# keep_self: this installer, already checked whole (check_self), copied to ROOT$KEPT for
+# $RECOVER_UNIT at boot: to a temporary name, flushed, then renamed, so the copy is always whole.
+# Kept before any journal is written. Nothing to do when it runs from that copy.
+keep_self() {
+    mkdir -p "$BASE$STATE_DIR"
+    if [ "$SELF" = "$BASE$KEPT" ]; then return 0; fi
+    rm -f "$BASE$KEPT.kubemint-new"
+    cp "$SELF" "$BASE$KEPT.kubemint-new"
+    chmod 0700 "$BASE$KEPT.kubemint-new"
+    flush "$BASE$STATE_DIR"
+    mv -fT "$BASE$KEPT.kubemint-new" "$BASE$KEPT"
+}
+
 json_str() { printf '%s' "$1" | tr -d '\000-\037' | sed 's/\\/\\\\/g; s/"/\\"/g'; }
 
 # record VERSION DIGEST RESULT REASON: echoes a decision and appends it to rollouts.json.
@@ -696,7 +718,7 @@ changed_paths() {
 units_to_restart() {
     ut_all=$(for ug in "$1" "$2"; do
         if [ "$ug" != - ]; then cat "$(gen_dir "$ug")/units"; fi
-    done | awk 'NF && !seen[$0]++')
+    done | awk -v skip="$RECOVER_UNIT" 'NF && $0 != skip && !seen[$0]++')
     if [ "$1" = - ]; then
         ut_pick=$ut_all
     else
@@ -917,6 +939,7 @@ install() {
     recover
     if [ "$RECOVERED" = yes ]; then say "now installing $PROFILE ($RELEASE)"; fi
     cleanup_leftovers
+    keep_self
     read_state
     if is_bad "$TREE_ID" && [ "$FORCE" = no ]; then
         die "this build ($TREE_ID) failed its gate in $ROOT before: $(grep "^$TREE_ID " "$BASE$STATE_DIR/bad" | cut -d ' ' -f 3-). Install it again with --force"
@@ -941,6 +964,7 @@ rollback() {
     if [ "$(id -u)" != 0 ]; then OWNERS=no; fi
     recover
     if [ "$RECOVERED" = yes ]; then say "the interrupted operation is complete; now rolling back"; fi
+    keep_self
     read_state
     [ "$PREVIOUS" != - ] || die "$ROOT has no previous generation to go back to (active: $(gen_version "$ACTIVE"))"
     gen_intact "$PREVIOUS" || die "the previous generation $PREVIOUS in $ROOT$GENS is damaged or missing: cannot roll back to it"
@@ -955,6 +979,7 @@ recover_only() {
     [ -d "$ROOT" ] || die "--root $ROOT is not a directory"
     if [ "$(id -u)" != 0 ]; then OWNERS=no; fi
     recover
+    keep_self
     [ "$RECOVERED" = no ] || return 0
     say "nothing to recover in $ROOT: no interrupted install or rollback"
 }
