@@ -542,10 +542,15 @@ end_switch() { rm -f "$BASE$STATE_DIR/switch"; }
 
 # keep_self: this installer, already checked whole (check_self), copied to ROOT$KEPT for
 # $RECOVER_UNIT at boot: to a temporary name, flushed, then renamed, so the copy is always whole.
-# Kept before any journal is written. Nothing to do when it runs from that copy.
+# Kept before any journal is written. Nothing to do when it runs from that copy, or the copy is
+# this installer already (a reinstall changes nothing).
 keep_self() {
     mkdir -p "$BASE$STATE_DIR"
     if [ "$SELF" = "$BASE$KEPT" ]; then return 0; fi
+    if [ -f "$BASE$KEPT" ] && [ ! -L "$BASE$KEPT" ] && cmp -s "$SELF" "$BASE$KEPT"; then
+        chmod 0700 "$BASE$KEPT"
+        return 0
+    fi
     rm -f "$BASE$KEPT.kubemint-new"
     cp "$SELF" "$BASE$KEPT.kubemint-new"
     chmod 0700 "$BASE$KEPT.kubemint-new"
