@@ -321,7 +321,10 @@ fn an_install_killed_at_any_step_leaves_a_complete_version() {
         .split_whitespace()
         .map(str::to_owned)
         .collect();
-    assert_eq!(exec_start[..2], ["/bin/sh", "/var/lib/kubemint/installer.sh"]);
+    assert_eq!(
+        exec_start[..2],
+        ["/bin/sh", "/var/lib/kubemint/installer.sh"]
+    );
     let boot_recover = || {
         let script = format!("{}{}", r.display(), exec_start[1]);
         let out = std::process::Command::new(&exec_start[0])
