@@ -106,7 +106,7 @@ fn umoci_unpack_equals_manifest_and_installer() {
         dir.display(),
         root.display()
     ));
-    let installed = snapshot(&root);
+    let installed = crate::support::installed(&root);
     let owners = |s: &crate::support::Snapshot| {
         s.iter()
             .map(|(p, e)| (p.clone(), e.2, e.3))

@@ -160,6 +160,20 @@ pub fn snapshot(root: &Path) -> Snapshot {
     out
 }
 
+/// What an installer put live into `root`: its snapshot without the installer's own state
+/// (`/var/lib/kubemint`: generations, state, history) and the `/var`, `/var/lib` made for it.
+pub fn installed(root: &Path) -> Snapshot {
+    snapshot(root)
+        .into_iter()
+        .filter(|(p, _)| {
+            p != "/var"
+                && p != "/var/lib"
+                && p != "/var/lib/kubemint"
+                && !p.starts_with("/var/lib/kubemint/")
+        })
+        .collect()
+}
+
 /// manifest.json of a build directory.
 pub fn manifest(dir: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap()

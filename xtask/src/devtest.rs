@@ -90,6 +90,11 @@ const TOOLS: &[Tool] = &[
         why: "the benchmark's shell baseline (its tests)",
     },
     Tool {
+        command: "getfattr",
+        package: "attr",
+        why: "reads the extended attributes unsquashfs extracts",
+    },
+    Tool {
         command: "sfdisk",
         package: "fdisk",
         why: "reads the GPT disk images",

@@ -1,7 +1,8 @@
 //! A squashfs 4.0 reader, for what kubemint's writer (`pack::squashfs`) makes and what
-//! mksquashfs makes without fragments or xattrs: the superblock, the id table, every inode
-//! (directories, files, symlinks; device nodes, FIFOs and sockets are listed as `other`) and
-//! every file's data blocks, hashed as they are read. Nothing is held whole in memory but the
+//! mksquashfs makes without fragments: the superblock, the id table, every inode (directories,
+//! files, symlinks; device nodes, FIFOs and sockets are listed as `other`) and every file's
+//! data blocks, hashed as they are read. Extended attributes (the extension-release files'
+//! `user.extension-release.strict`) are passed over. Nothing is held whole in memory but the
 //! metadata: a file's bytes stream through sha256.
 //!
 //! Every problem names the place: the path, the inode number, the data block and its offset.

@@ -865,10 +865,16 @@ fn layout_row(dir: &Path) -> Result<Output, BuildError> {
     })
 }
 
+/// The extended attribute that, set to `0` on an image's only extension-release file, lets
+/// systemd-sysext/confext/dissect take the image whatever its file is named.
+pub const EXTENSION_RELEASE_STRICT: &str = "user.extension-release.strict";
+
 /// The system extension (`/usr`, `/opt`), the configuration extension (`/etc`) and the system
-/// extension again, byte for byte, as a GPT disk image, each named `kubemint-<profile>.raw` as its extension-release
-/// file requires, in `extensions/`, `confexts/` and `disk/` (the directories systemd reads them
-/// from are /var/lib/extensions and /var/lib/confexts).
+/// extension again, byte for byte, as a GPT disk image, in `extensions/`, `confexts/` and
+/// `disk/` (the directories systemd reads them from are /var/lib/extensions and
+/// /var/lib/confexts): the extensions named with the version, their extension-release files
+/// tagged [`EXTENSION_RELEASE_STRICT`] = `0` so that systemd takes them under that name or any
+/// other, the disk image `kubemint-<profile>.raw`.
 #[allow(clippy::type_complexity)]
 fn write_disk_images(
     plan: &Plan,
@@ -887,11 +893,32 @@ fn write_disk_images(
     let versioned = format!("kubemint-{}_{}.raw", plan.profile, plan.version);
     let within = |p: &str, root: &str| p == root || p.starts_with(&format!("{root}/"));
     let mut outputs = Vec::new();
-    for (kind, sub, keep) in [
-        ("sysext", "extensions", ["/usr", "/opt"]),
-        ("confext", "confexts", ["/etc", "/etc"]),
+    for (kind, sub, keep, release_dir) in [
+        (
+            "sysext",
+            "extensions",
+            ["/usr", "/opt"],
+            "/usr/lib/extension-release.d",
+        ),
+        (
+            "confext",
+            "confexts",
+            ["/etc", "/etc"],
+            "/etc/extension-release.d",
+        ),
     ] {
-        let part = tree.subset(|p, _| keep.iter().any(|r| within(p, r)));
+        let mut part = tree.subset(|p, _| keep.iter().any(|r| within(p, r)));
+        // Tagged so that systemd takes the image under any file name, not only the one its
+        // extension-release file is named after (os-release(5): `user.extension-release.strict`
+        // set to 0 on the only extension-release file).
+        let release = format!("{release_dir}/extension-release.kubemint-{}", plan.profile);
+        if part.get(&release).is_some() {
+            part.set_xattr(&release, EXTENSION_RELEASE_STRICT, b"0")
+                .map_err(|source| BuildError::Tree {
+                    profile: plan.profile.clone(),
+                    source,
+                })?;
+        }
         let folder = dir.join(sub);
         std::fs::create_dir(&folder).map_err(io_err(&folder))?;
         let path = folder.join(&versioned);

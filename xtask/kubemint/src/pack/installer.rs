@@ -77,6 +77,12 @@ pub fn header(
         .filter(|f| f.path.starts_with("/usr/lib/tmpfiles.d/"))
         .flat_map(|f| tmpfiles_lines(&f.content))
         .collect();
+    let texts: std::collections::BTreeMap<&str, &str> = plan
+        .files
+        .iter()
+        .map(|f| (f.path.as_str(), f.content.as_str()))
+        .collect();
+    let reads = unit_reads(&plan.units, &texts, tree, &tmpfiles_paths);
     let terminator = terminator(payload_sha256);
     let render = |digest: &str, header_size: u64| {
         let number = |n: u64| format!("{n:0width$}", width = OFFSET_WIDTH);
@@ -86,6 +92,7 @@ pub fn header(
             profile => plan.profile,
             image => plan.image,
             release => plan.release.name,
+            image_version => plan.version,
             sample => plan.sample,
             version => crate::VERSION,
             archive_sha256 => payload_sha256,
@@ -105,6 +112,7 @@ pub fn header(
             owns => plan.owns,
             secrets => minijinja::Value::from_serialize(&plan.secrets),
             manifest => manifest_lines(tree),
+            unit_reads => reads,
         })
     };
     let placeholder = "0".repeat(64);
@@ -122,6 +130,93 @@ pub fn header(
         Some(format!("HEADER_SHA256='{digest}'").as_str())
     );
     Ok(text)
+}
+
+/// What each unit reads, as `unit path` lines: the rule by which a switch between two
+/// generations restarts a unit when one of these paths changed.
+///
+/// A unit reads its unit file, its drop-ins in the tree, and every tree path that a file it reads
+/// names, transitively: a rendered file (unit, environment file, kubeconfig, check-secrets)
+/// names a path by its own name or by one through a link (a symlink in the tree, or a tmpfiles.d
+/// `L` line such as `.../sbin -> /usr/lib/kubernetes/bin`), and a symlink read brings its
+/// target. Names are matched as substrings, so the rule errs towards restarting. Binaries are
+/// never scanned (they name nothing the image controls).
+fn unit_reads(
+    units: &[String],
+    texts: &std::collections::BTreeMap<&str, &str>,
+    tree: &Tree,
+    tmpfiles_paths: &[String],
+) -> Vec<String> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let units_dir = "/usr/lib/systemd/system/";
+    let mut aliases: Vec<(String, String)> = tmpfiles_paths
+        .iter()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            match f.as_slice() {
+                ["L", path, _, _, _, target] => Some(((*path).to_owned(), (*target).to_owned())),
+                _ => None,
+            }
+        })
+        .collect();
+    let mut links = BTreeMap::new();
+    for (path, e) in tree.iter() {
+        if let Kind::Symlink { target } = &e.kind {
+            aliases.push((path.to_owned(), target.clone()));
+            links.insert(path, target.as_str());
+        }
+    }
+    let names = |p: &str| -> Vec<String> {
+        let mut out = vec![p.to_owned()];
+        for (alias, target) in &aliases {
+            if p == target {
+                out.push(alias.clone());
+            } else if let Some(rest) = p.strip_prefix(target.as_str())
+                && rest.starts_with('/')
+            {
+                out.push(format!("{alias}{rest}"));
+            }
+        }
+        out
+    };
+    let candidates: Vec<(&str, Vec<String>)> = tree
+        .iter()
+        .filter(|(_, e)| !matches!(e.kind, Kind::Dir))
+        .map(|(p, _)| (p, names(p)))
+        .collect();
+    let mut out = Vec::new();
+    for unit in units {
+        let file = format!("{units_dir}{unit}");
+        let dropins = format!("{units_dir}{unit}.d/");
+        let mut reads: BTreeSet<&str> = candidates
+            .iter()
+            .map(|(p, _)| *p)
+            .filter(|p| *p == file || p.starts_with(&dropins))
+            .collect();
+        let mut todo: Vec<&str> = reads.iter().copied().collect();
+        while let Some(path) = todo.pop() {
+            let mut found = Vec::new();
+            if let Some(text) = texts.get(path) {
+                for (p, names) in &candidates {
+                    if names.iter().any(|n| text.contains(n.as_str())) {
+                        found.push(*p);
+                    }
+                }
+            }
+            if let Some(target) = links.get(path)
+                && let Some((p, _)) = candidates.iter().find(|(p, _)| p == target)
+            {
+                found.push(*p);
+            }
+            for p in found {
+                if reads.insert(p) {
+                    todo.push(p);
+                }
+            }
+        }
+        out.extend(reads.into_iter().map(|p| format!("{unit} {p}")));
+    }
+    out
 }
 
 /// The header as the script hashes it: `sed '3d'`.
@@ -199,6 +294,42 @@ mod tests {
             ]
         );
         assert_eq!(without_line_3("a\nb\nc\nd\n"), "a\nb\nd\n");
+    }
+
+    #[test]
+    fn a_unit_reads_what_its_files_name_through_links_transitively() {
+        let mut tree = Tree::new();
+        let unit = "[Service]\nExecStart=/data/k/sbin/apiserver --config=/etc/k/a.yaml\n";
+        let files = [
+            ("/usr/lib/systemd/system/a.service", unit),
+            ("/etc/k/a.yaml", "kubeconfig: /etc/k/a.kubeconfig\n"),
+            ("/etc/k/a.kubeconfig", "server: https://127.0.0.1\n"),
+            ("/etc/k/b.yaml", "nobody names me\n"),
+            (
+                "/usr/lib/systemd/system/a.service.d/10-x.conf",
+                "[Service]\n",
+            ),
+            ("/usr/lib/k/bin/apiserver", "#!/bin/sh\n"),
+            ("/usr/lib/k/bin/scheduler", "#!/bin/sh\n"),
+        ];
+        for (path, text) in files {
+            tree.add_file(path, 0o644, Content::Inline(text.as_bytes().to_vec()))
+                .unwrap();
+        }
+        tree.add_symlink("/usr/local/bin/apiserver", "/usr/lib/k/bin/apiserver")
+            .unwrap();
+        let texts = files.iter().copied().collect();
+        let tmpfiles = ["L /data/k/sbin - - - /usr/lib/k/bin".to_owned()];
+        assert_eq!(
+            unit_reads(&["a.service".to_owned()], &texts, &tree, &tmpfiles),
+            [
+                "a.service /etc/k/a.kubeconfig",
+                "a.service /etc/k/a.yaml",
+                "a.service /usr/lib/k/bin/apiserver",
+                "a.service /usr/lib/systemd/system/a.service",
+                "a.service /usr/lib/systemd/system/a.service.d/10-x.conf",
+            ]
+        );
     }
 
     #[test]

@@ -17,8 +17,40 @@ HEADER_SHA256='{{ header_sha256 }}'
 # will write against the root: nothing outside --root, nothing through a symlink the image does
 # not declare, nothing of the wrong type. Only then does it write.
 #
+# Generations and rollouts. Every install keeps the tree it installs, whole, as a generation:
+# ROOT/var/lib/kubemint/generations/ID/ (tree/ plus its manifest, version, units and what each
+# unit reads), where ID is the sha256 of the embedded manifest below (every entry's type, mode,
+# owner, size, sha256, path and target): the same tree, the same ID, so installing a build that
+# is already active is a no-op. ROOT/var/lib/kubemint/state names the active and the previous
+# generation. A generation directory only ever appears whole (unpacked and checked under a
+# temporary name, then renamed), and is removed by renaming it away first.
+#
+# A switch from generation A to B is journalled: the file ROOT/var/lib/kubemint/switch (written
+# to a temporary name, then renamed: that rename is the one step that makes B the target) names
+# the operation, A and B. Only then are B's files copied into place from the generation (each
+# to a temporary name beside it, then renamed), A's files that B lacks removed, the state file
+# renamed into place, the units whose files changed restarted and the gate run; the journal is
+# removed last. An install, --rollback or --recover interrupted at any point (kill -9, power
+# cut) therefore leaves either A (journal not yet renamed: nothing live was touched) or a
+# journal naming B, which the next run of any kubemint installer (install, --rollback or
+# --recover) completes first, from B's generation, before doing anything else; --verify and
+# --status report an incomplete switch. Until that run, the live files can be a mix of A and B.
+#
+# A unit restarts when a path it reads changed between the two generations (added, removed, or
+# another type, mode, owner or content): its unit file and drop-ins, and every path that a file
+# it reads names, directly or through a link, transitively (computed when the image is built:
+# see unit_reads below). The apiserver restarts first, then the others in their order. On a live
+# root (/, systemd running) the installer then runs the gate, ROOT/usr/lib/kubemint/gate, or
+# the command given with --gate-command on any root: exit 0 keeps the new generation (result
+# "good"), anything else brings the previous one back the same way (result "bad" for the new
+# version, then "rolled-back"), with the gate's last "reason: ..." line recorded. Every decision
+# is echoed and appended to ROOT/var/lib/kubemint/rollouts.json, a JSON array of records
+# {version, digest, time, result, reason, source}; results: "installed" (no gate ran), "good",
+# "bad", "rolled-back", "rollback" (on demand).
+#
 # Usage: sh {{ profile }}-install.sh [--root DIR] [--secrets DIR [--only-secrets]] [--no-start]
-#        [--list] [--verify]
+#        [--gate-command CMD] [--gate-deadline SECONDS] [--force]
+#        [--list] [--verify] [--status [--json]] [--rollback] [--recover]
 set -eu
 # Modes come from the payload, never from the caller's umask; byte-exact tools, whatever the
 # caller's locale.
@@ -28,6 +60,8 @@ export LC_ALL
 
 PROFILE='{{ profile }}'
 RELEASE='{{ release }}'
+# This build's version (IMAGE_VERSION of its extension-release files).
+IMAGE_VERSION='{{ image_version }}'
 SAMPLE='{{ "yes" if sample else "no" }}'
 ARCHIVE_SHA256='{{ archive_sha256 }}'
 HEADER_SIZE={{ header_size }}
@@ -48,14 +82,21 @@ UNIT_DIRS='{{ unit_dirs | join(" ") }}'
 # Directories the image owns whole: anything in them the manifest lacks is drift.
 OWNS='{{ owns | join(" ") }}'
 SECRETS_CHECK=/usr/lib/kubemint/check-secrets
+# Where generations, the state, the journal and the history live, inside the root.
+STATE_DIR=/var/lib/kubemint
+GENS=$STATE_DIR/generations
+GATE=/usr/lib/kubemint/gate
 SELF=$0
 PROG=${0##*/}
 
 usage() {
     cat <<USAGE
-Installs the kubemint image of $PROFILE (Kubernetes $RELEASE) into a root file system.
+Installs the kubemint image of $PROFILE (Kubernetes $RELEASE) into a root file system, keeping the
+generation it replaces to go back to.
 
-Usage: sh $PROG [--root DIR] [--secrets DIR [--only-secrets]] [--no-start] [--list] [--verify]
+Usage: sh $PROG [--root DIR] [--secrets DIR [--only-secrets]] [--no-start] [--gate-command CMD]
+       [--gate-deadline SECONDS] [--force] [--list] [--verify] [--status [--json]] [--rollback]
+       [--recover]
 
   --root DIR     install into DIR instead of / (an image root, a chroot). The service user and
                  the directories outside /usr, /opt and /etc are then created when DIR boots
@@ -63,7 +104,17 @@ Usage: sh $PROG [--root DIR] [--secrets DIR [--only-secrets]] [--no-start] [--li
   --secrets DIR  also place the secrets this master needs, taken from DIR by file name, with
                  their declared owner and mode; all of them or none. Contents are never shown
   --only-secrets with --secrets: place the secrets and nothing else (the tree came as an image)
-  --no-start     do not run systemctl (daemon-reload, start)
+  --no-start     do not run systemctl (daemon-reload, restarts) nor the gate
+  --gate-command CMD
+                 decide whether the new generation is healthy with 'sh -c CMD' (exit 0: keep it;
+                 otherwise roll back; its last 'reason: ...' line is recorded), on any root,
+                 instead of $GATE on a live one
+  --gate-deadline SECONDS
+                 passed to $GATE as --deadline (default: the profile's)
+  --force        install even a build that failed its gate here before
+  --rollback     go back to the previous generation (the same restarts and gate)
+  --recover      complete an interrupted install or rollback, and nothing else
+  --status       the active and previous generations: version and digest (--json: as JSON)
   --list         print every entry of the payload (type, mode, owner, size, sha256, path)
   --verify       compare an installed root with the payload: every file, the directories the
                  image owns, drop-ins and overrides of its units, the user, the tmpfiles.d
@@ -71,8 +122,10 @@ Usage: sh $PROG [--root DIR] [--secrets DIR [--only-secrets]] [--no-start] [--li
                  One line per finding, naming its kind; exit 1 on any
   --help         this text
 
-Without options, installs into / and, where systemd runs, starts: $UNITS
-(the image enables them itself, in /usr/lib/systemd/system/*.wants/)
+Without options, installs into / and, where systemd runs, restarts those of $UNITS
+whose files changed (all of them the first time; the image enables them itself, in
+/usr/lib/systemd/system/*.wants/), then runs the gate and rolls back if it fails.
+Generations, state and history: $STATE_DIR (rollouts.json).
 Each unit refuses to start until its secrets are in place: see $SECRETS_CHECK --all.
 USAGE
 }
@@ -127,6 +180,16 @@ secrets() {
 {{ s.path }} {{ s.owner }} {{ s.group }} {{ s.mode }} {{ "optional" if s.optional else "required" }}
 {% endfor %}
 KUBEMINT_SECRETS
+}
+
+# What each unit reads, one "unit path" line per path: a unit restarts when one of these differs
+# between two generations.
+unit_reads() {
+    cat <<'KUBEMINT_UNIT_READS'
+{% for r in unit_reads %}
+{{ r }}
+{% endfor %}
+KUBEMINT_UNIT_READS
 }
 
 # What tmpfiles.d makes at boot: type (d, L), path, mode, user, group, link target.
@@ -217,12 +280,16 @@ check_dest() {
 }
 
 # Every path an install writes, checked before the first write; all problems at once.
+# check_destinations [MANIFEST-FILE]: the embedded manifest's entries by default.
 check_destinations() {
+    entries=${1:-}
     problems=$(
         if [ "$ONLY_SECRETS" = no ]; then
-            manifest | while read -r type mode uid gid size sum path target; do
-                check_dest "$path" "$type" || :
-            done
+            if [ -n "$entries" ]; then cat "$entries"; else manifest; fi |
+                while read -r type mode uid gid size sum path target; do
+                    check_dest "$path" "$type" || :
+                done
+            check_dest "$GENS/x" d || :
         fi
         if [ -n "$SECRETS" ]; then
             secrets | while read -r path owner group mode need; do
@@ -405,6 +472,7 @@ verify() {
         unit_changes
         system_state
         secret_state
+        interrupted
     )
     if [ -z "$findings" ]; then
         say "$ROOT matches $PROFILE ($RELEASE): $(manifest | wc -l | tr -d ' ') entries checked"
@@ -412,6 +480,419 @@ verify() {
         printf '%s\n' "$findings"
         die "$ROOT has drifted from $PROFILE ($RELEASE): $(printf '%s\n' "$findings" | wc -l | tr -d ' ') finding(s) above"
     fi
+}
+
+# ---- generations, the journalled switch, the gate and the history (see the header) ----------
+
+gen_dir() { printf '%s%s/%s' "$BASE" "$GENS" "$1"; }
+
+# The version of generation ID, "none" for "-".
+gen_version() {
+    if [ "$1" = - ]; then echo none
+    elif [ -f "$(gen_dir "$1")/version" ]; then cat "$(gen_dir "$1")/version"
+    else echo unknown
+    fi
+}
+
+# This installer's version: the build's IMAGE_VERSION.
+payload_version() { printf '%s\n' "$IMAGE_VERSION"; }
+
+# Flushes the file systems holding PATH... to disk (all of them where sync has no -f).
+flush() { sync -f "$@" 2>/dev/null || sync; }
+
+# Writes stdin to FILE: to a temporary name beside it, then renamed over it.
+put() {
+    cat >"$1.kubemint-new"
+    mv -fT "$1.kubemint-new" "$1"
+}
+
+read_state() {
+    ACTIVE=- PREVIOUS=-
+    if [ -f "$BASE$STATE_DIR/state" ]; then
+        ACTIVE=$(sed -n 's/^active //p' "$BASE$STATE_DIR/state")
+        PREVIOUS=$(sed -n 's/^previous //p' "$BASE$STATE_DIR/state")
+        : "${ACTIVE:=-}" "${PREVIOUS:=-}"
+    fi
+}
+
+write_state() {
+    printf 'active %s\nprevious %s\n' "$1" "$2" | put "$BASE$STATE_DIR/state"
+    ACTIVE=$1 PREVIOUS=$2
+}
+
+# write_journal OP FROM TO PREV REASON: the switch's commit point (see the header). PREV is the
+# previous generation before the operation began.
+write_journal() {
+    mkdir -p "$BASE$STATE_DIR"
+    printf 'op %s\nfrom %s\nto %s\nprev %s\nreason %s\n' "$1" "$2" "$3" "$4" "$(printf '%s' "$5" | tr '\n' ' ')" |
+        put "$BASE$STATE_DIR/switch"
+    flush "$BASE$STATE_DIR"
+}
+
+end_switch() { rm -f "$BASE$STATE_DIR/switch"; }
+
+json_str() { printf '%s' "$1" | tr -d '\000-\037' | sed 's/\\/\\\\/g; s/"/\\"/g'; }
+
+# record VERSION DIGEST RESULT REASON: echoes a decision and appends it to rollouts.json.
+record() {
+    say "decision: $1: $3: $4"
+    if [ "$LIVE" = yes ] && command -v logger >/dev/null 2>&1; then
+        logger -t kubemint-install "$PROFILE $1: $3: $4" || :
+    fi
+    hist=$BASE$STATE_DIR/rollouts.json
+    rec=$(printf '{"digest":"%s","reason":"%s","result":"%s","source":"installer","time":"%s","version":"%s"}' \
+        "$(json_str "$2")" "$(json_str "$4")" "$3" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(json_str "$1")")
+    body='['
+    if [ -f "$hist" ]; then
+        if [ "$(tr -d ' \t\n' <"$hist" | head -c 1)" = '[' ]; then
+            body=$(awk '{ s = s $0 "\n" } END { sub(/[ \t\n]*\][ \t\n]*$/, "", s); printf "%s", s }' "$hist")
+        else
+            mv -f "$hist" "$hist.unreadable"
+            say "note: $STATE_DIR/rollouts.json was not a JSON array: kept as rollouts.json.unreadable"
+        fi
+    fi
+    # One record a line, "]" ending the last, as the image's rollout command writes it too.
+    case $body in *'[') sep= ;; *) sep=',
+' ;; esac
+    printf '%s%s%s]\n' "$body" "$sep" "$rec" | put "$hist"
+}
+
+unmark_bad() {
+    if is_bad "$1"; then
+        grep -v "^$1 " "$BASE$STATE_DIR/bad" >"$BASE$STATE_DIR/bad.new" || :
+        mv -fT "$BASE$STATE_DIR/bad.new" "$BASE$STATE_DIR/bad"
+    fi
+}
+
+is_bad() { [ -f "$BASE$STATE_DIR/bad" ] && grep -q "^$1 " "$BASE$STATE_DIR/bad"; }
+
+mark_bad() {
+    mkdir -p "$BASE$STATE_DIR"
+    { if [ -f "$BASE$STATE_DIR/bad" ]; then grep -v "^$1 " "$BASE$STATE_DIR/bad" || :; fi
+      printf '%s %s %s\n' "$1" "$(gen_version "$1")" "$(printf '%s' "$2" | tr '\n' ' ')"; } >"$BASE$STATE_DIR/bad.new"
+    mv -fT "$BASE$STATE_DIR/bad.new" "$BASE$STATE_DIR/bad"
+}
+
+# Whether generation ID is whole: its files as its manifest says.
+gen_intact() {
+    gi=$(gen_dir "$1")
+    for f in manifest reads units version; do [ -f "$gi/$f" ] || return 1; done
+    gi_bad=$(while read -r type mode uid gid size sum path target; do
+        check_entry "$gi/tree" "$type" "$mode" "$uid" "$gid" "$size" "$sum" "$path" "$target" >/dev/null || echo "$path"
+    done <"$gi/manifest")
+    [ -z "$gi_bad" ]
+}
+
+# Removes generation ID: renamed away first, so a directory named by an ID is always whole.
+retire() {
+    mv -T "$(gen_dir "$1")" "$BASE$GENS/.old.$1"
+    rm -rf "$BASE$GENS/.old.$1"
+}
+
+# What an interrupted run left: half-unpacked and half-removed generations.
+cleanup_leftovers() {
+    if [ -d "$BASE$GENS" ]; then rm -rf "$BASE$GENS"/.new.* "$BASE$GENS"/.old.*; fi
+}
+
+# Keeps the active and the previous generation, and removes the others.
+prune() {
+    for d in "$BASE$GENS"/*; do
+        [ -d "$d" ] || continue
+        [ "${d##*/}" = "$ACTIVE" ] || [ "${d##*/}" = "$PREVIOUS" ] || retire "${d##*/}"
+    done
+}
+
+# This installer's generation, unpacked and checked under a temporary name, then renamed to its
+# ID; a whole one already there is kept.
+stage_generation() {
+    sg=$(gen_dir "$TREE_ID")
+    if [ -d "$sg" ]; then
+        if gen_intact "$TREE_ID"; then return 0; fi
+        say "the stored generation $TREE_ID is damaged: unpacking it again"
+        retire "$TREE_ID"
+    fi
+    mkdir -p "$BASE$GENS"
+    new=$(mktemp -d "$BASE$GENS/.new.XXXXXX") || die "cannot make a staging directory in $ROOT$GENS"
+    trap 'rm -rf "$new"' 0
+    chmod 0755 "$new"
+    mkdir "$new/tree"
+    archive | gzip -dc | (cd "$new/tree" && tar -xf -) || die "cannot unpack the payload"
+    # Every staged entry must be exactly what the manifest says before any is put in place.
+    manifest | {
+        while read -r type mode uid gid size sum path target; do
+            problem=$(check_entry "$new/tree" "$type" "$mode" "$uid" "$gid" "$size" "$sum" "$path" "$target") ||
+                die "the payload does not match its manifest, refusing to install: $problem"
+        done
+    }
+    manifest >"$new/manifest"
+    unit_reads >"$new/reads"
+    # shellcheck disable=SC2086 # UNITS is a list of unit names
+    printf '%s\n' $UNITS >"$new/units"
+    payload_version >"$new/version"
+    flush "$new"
+    mv -T "$new" "$sg"
+    trap - 0
+}
+
+# apply FROM TO: makes the live files generation TO's: each differing entry copied from TO's
+# tree to a temporary name beside it and renamed into place (never into a directory: mv -T),
+# then FROM's files that TO lacks removed. Idempotent: entries already right are left alone, so
+# running it again after an interruption completes it. Prints how many entries changed.
+apply() {
+    ag=$(gen_dir "$2")
+    placed=$(while read -r type mode uid gid size sum path target; do
+        dest=$BASE$path
+        tmp=${dest%/*}/.kubemint-new.${dest##*/}
+        if [ "$type" != d ]; then rm -f "$tmp" || exit 1; fi
+        if check_entry "$BASE" "$type" "$mode" "$uid" "$gid" "$size" "$sum" "$path" "$target" >/dev/null; then
+            continue
+        fi
+        case $type in
+            d)
+                if [ ! -d "$dest" ]; then mkdir "$dest" || exit 1; fi
+                chmod "$mode" "$dest" || exit 1
+                if [ "$OWNERS" = yes ]; then chown "$uid:$gid" "$dest" || exit 1; fi
+                ;;
+            f)
+                cp -p "$ag/tree$path" "$tmp" || exit 1
+                mv -fT "$tmp" "$dest" || exit 1
+                ;;
+            l)
+                ln -s "$target" "$tmp" || exit 1
+                if [ "$OWNERS" = yes ]; then chown -h "$uid:$gid" "$tmp" || exit 1; fi
+                mv -fT "$tmp" "$dest" || exit 1
+                ;;
+        esac
+        echo "$path"
+    done <"$ag/manifest")
+    removed=
+    if [ "$1" != - ] && [ -f "$(gen_dir "$1")/manifest" ]; then
+        removed=$(awk 'NR == FNR { keep[$7] = 1; next } !($7 in keep) { print $1, $7 }' \
+            "$ag/manifest" "$(gen_dir "$1")/manifest" | sort -r -k 2 |
+            while read -r type path; do
+                # Never through a symlink planted since: the same rule as for writes.
+                check_dest "$path" "$type" >/dev/null || { say "not removing $path: $(check_dest "$path" "$type")" >&2; continue; }
+                dest=$BASE$path
+                case $type in
+                    d) rmdir "$dest" 2>/dev/null || : ;;
+                    *) rm -f "${dest%/*}/.kubemint-new.${dest##*/}"
+                       if [ -L "$dest" ] || [ -f "$dest" ]; then rm -f "$dest" && echo "$path"; fi ;;
+                esac
+            done)
+    fi
+    printf '%s entries, %s changed, %s removed' "$(wc -l <"$ag/manifest" | tr -d ' ')" \
+        "$(printf '%s' "$placed" | grep -c . || :)" "$(printf '%s' "$removed" | grep -c . || :)"
+}
+
+# changed_paths FROM TO: every path whose entry differs between two generations.
+changed_paths() {
+    for cg in "$1" "$2"; do
+        if [ "$cg" != - ]; then cat "$(gen_dir "$cg")/manifest"; fi
+    done | sort | uniq -u | awk '{ print $7 }' | sort -u
+}
+
+# units_to_restart FROM TO: the units (of either generation) that read a changed path, the
+# apiserver first; all of them when there was no generation before.
+units_to_restart() {
+    ut_all=$(for ug in "$1" "$2"; do
+        if [ "$ug" != - ]; then cat "$(gen_dir "$ug")/units"; fi
+    done | awk 'NF && !seen[$0]++')
+    if [ "$1" = - ]; then
+        ut_pick=$ut_all
+    else
+        ut_pick=$({ changed_paths "$1" "$2"; echo --; for ug in "$1" "$2"; do cat "$(gen_dir "$ug")/reads"; done; } |
+            awk 'sep == 0 { if ($0 == "--") sep = 1; else changed[$0] = 1; next }
+                 ($2 in changed) { print $1 }')
+    fi
+    printf '%s\n' "$ut_all" | while read -r u; do
+        printf '%s\n' "$ut_pick" | grep -qxF -- "$u" && echo "$u"
+    done | awk '/apiserver/ { print; next } { rest[++n] = $0 } END { for (i = 1; i <= n; i++) print rest[i] }'
+}
+
+# On a live root: the service user and the tmpfiles.d directories (idempotent).
+live_setup() {
+    [ "$ROOT" = / ] || return 0
+    for f in $SYSUSERS_FILES; do
+        if command -v systemd-sysusers >/dev/null 2>&1; then
+            systemd-sysusers "$f"
+        elif ! id "$SERVICE_USER" >/dev/null 2>&1; then
+            useradd --system --no-create-home --shell /usr/sbin/nologin "$SERVICE_USER"
+        fi
+    done
+    for f in $TMPFILES_FILES; do
+        if command -v systemd-tmpfiles >/dev/null 2>&1; then
+            systemd-tmpfiles --create "$f"
+        else
+            say "systemd-tmpfiles not found: create what $f declares by hand"
+        fi
+    done
+}
+
+# restart_changed FROM TO: says which units the switch restarts and, on a live root, restarts
+# them. Sets UNGATED to why no gate can run, if so.
+restart_changed() {
+    RESTART=$(units_to_restart "$1" "$2" | tr '\n' ' ' | sed 's/ $//')
+    UNCHANGED=$(for ug in "$1" "$2"; do if [ "$ug" != - ]; then cat "$(gen_dir "$ug")/units"; fi; done |
+        awk 'NF && !seen[$0]++' | while read -r u; do
+            case " $RESTART " in *" $u "*) ;; *) echo "$u" ;; esac
+        done | tr '\n' ' ' | sed 's/ $//')
+    say "units to restart: ${RESTART:-none}"
+    say "units unchanged, not restarted: ${UNCHANGED:-none}"
+    UNGATED=
+    if [ "$ROOT" != / ]; then
+        UNGATED="$ROOT is not the running system"
+        if [ -n "$RESTART" ]; then say "not restarting: $UNGATED"; fi
+    elif [ "$START" = no ]; then
+        UNGATED="--no-start"
+        say "not starting (--no-start): systemctl daemon-reload && systemctl restart ${RESTART:-(none)}"
+    elif [ ! -d /run/systemd/system ]; then
+        UNGATED="systemd is not running"
+        say "systemd is not running here: $UNITS start when it does (the image enables them)"
+    else
+        systemctl daemon-reload
+        if [ -z "$RESTART" ]; then return 0; fi
+        if "$SECRETS_CHECK" --all >/dev/null 2>&1; then
+            for u in $RESTART; do
+                systemctl restart "$u" || say "restarting $u failed: see systemctl status $u"
+            done
+            say "restarted $RESTART"
+        else
+            "$SECRETS_CHECK" --all || true
+            UNGATED="secrets are missing, units not restarted"
+            say "not restarted $RESTART: the secrets above are missing. Deliver them (--secrets DIR), then: systemctl restart $RESTART"
+        fi
+    fi
+}
+
+# do_switch OP FROM TO KEEP: the files of TO, the state (active TO, previous KEEP), restarts.
+do_switch() {
+    summary=$(apply "$2" "$3")
+    say "$(gen_version "$3") into $ROOT: $summary"
+    # The live files on disk before the state says they are there (they may be on several
+    # file systems: /usr, /etc, /var).
+    flush "$BASE/usr" "$BASE/etc" "$BASE$STATE_DIR"
+    write_state "$3" "$4"
+    live_setup
+    if [ "$1" = install ] && [ -n "$SECRETS" ]; then
+        if [ "$ROOT" != / ]; then
+            say "not creating user $SERVICE_USER or the tmpfiles.d directories: $ROOT does that when it boots"
+        fi
+        place_secrets "$SECRETS"
+    elif [ "$ROOT" != / ]; then
+        say "not creating user $SERVICE_USER or the tmpfiles.d directories: $ROOT does that when it boots"
+    fi
+    restart_changed "$2" "$3"
+}
+
+# run_gate: 0 healthy, 1 not (GATE_REASON says why), 2 no gate ran (UNGATED says why).
+run_gate() {
+    GATE_REASON=
+    if [ -n "$GATE_COMMAND" ]; then
+        set -- sh -c "$GATE_COMMAND"
+    elif [ -n "$UNGATED" ]; then
+        return 2
+    elif [ -x "$BASE$GATE" ]; then
+        if [ -n "$GATE_DEADLINE" ]; then set -- "$GATE" --deadline "$GATE_DEADLINE"; else set -- "$GATE"; fi
+    else
+        UNGATED="this build has no $GATE"
+        return 2
+    fi
+    say "gate: $*"
+    gate_rc=0
+    gate_out=$("$@" 2>&1) || gate_rc=$?
+    if [ -n "$gate_out" ]; then printf '%s\n' "$gate_out" | sed 's/^/  gate: /'; fi
+    GATE_REASON=$(printf '%s\n' "$gate_out" | sed -n 's/^reason: //p' | tail -n 1)
+    if [ "$gate_rc" = 0 ]; then
+        GATE_REASON=${GATE_REASON:-healthy}
+        return 0
+    fi
+    GATE_REASON=${GATE_REASON:-the gate exited $gate_rc and gave no reason}
+    return 1
+}
+
+# judge_install FROM TO PREV NOTE: after the switch, the gate decides.
+judge_install() {
+    do_switch install "$1" "$2" "$1"
+    rc=0
+    run_gate || rc=$?
+    case $rc in
+        0) record "$(gen_version "$2")" "$2" good "gate passed: $GATE_REASON$4"; unmark_bad "$2" ;;
+        2) record "$(gen_version "$2")" "$2" installed "no gate ran: $UNGATED$4" ;;
+        *)
+            bad_reason=$GATE_REASON
+            record "$(gen_version "$2")" "$2" bad "$bad_reason$4"
+            mark_bad "$2" "$bad_reason"
+            if [ "$1" = - ]; then
+                end_switch
+                die "$(gen_version "$2") failed its gate ($bad_reason) and there is no previous generation to go back to: it stays installed"
+            fi
+            # The generation before FROM stays the fallback, unless it is the one that failed.
+            keep=$3
+            if [ "$keep" = "$2" ]; then keep=-; fi
+            write_journal gate-rollback "$2" "$1" "$keep" "$bad_reason"
+            judge_gate_rollback "$2" "$1" "$keep" "$bad_reason" "$4"
+            if [ -z "$4" ]; then
+                die "$(gen_version "$2") failed its gate ($bad_reason): rolled back to $(gen_version "$1")"
+            fi
+            return 0
+            ;;
+    esac
+    end_switch
+    prune
+}
+
+# judge_gate_rollback BAD BACK PREV REASON NOTE: back to BACK.
+judge_gate_rollback() {
+    say "rolling back: $(gen_version "$1") failed its gate: $4"
+    do_switch gate-rollback "$1" "$2" "$3"
+    rc=0
+    run_gate || rc=$?
+    case $rc in
+        0) health="gate passed: $GATE_REASON" ;;
+        2) health="no gate ran: $UNGATED" ;;
+        *) health="gate failed too: $GATE_REASON" ;;
+    esac
+    record "$(gen_version "$2")" "$2" rolled-back "$(gen_version "$1") failed its gate: $4; back on $(gen_version "$2") ($health)$5"
+    end_switch
+    prune
+}
+
+# judge_rollback FROM TO NOTE: the on-demand rollback's switch and gate.
+judge_rollback() {
+    do_switch rollback "$1" "$2" "$1"
+    rc=0
+    run_gate || rc=$?
+    case $rc in
+        0) health="gate passed: $GATE_REASON" ;;
+        2) health="no gate ran: $UNGATED" ;;
+        *) health="gate failed: $GATE_REASON" ;;
+    esac
+    record "$(gen_version "$2")" "$2" rollback "on demand, from $(gen_version "$1") ($health)$3"
+    end_switch
+    [ "$rc" != 1 ] || die "rolled back to $(gen_version "$2"), but it is not healthy: $GATE_REASON"
+}
+
+# Completes an interrupted switch, if the journal names one (RECOVERED=yes). Never called as a
+# condition: in one (if, ||, &&) the shell would ignore every failure inside it (set -e).
+recover() {
+    RECOVERED=no
+    j=$BASE$STATE_DIR/switch
+    [ -f "$j" ] || return 0
+    RECOVERED=yes
+    r_op=$(sed -n 's/^op //p' "$j") r_from=$(sed -n 's/^from //p' "$j") r_to=$(sed -n 's/^to //p' "$j")
+    r_prev=$(sed -n 's/^prev //p' "$j") r_reason=$(sed -n 's/^reason //p' "$j")
+    gen_intact "$r_to" ||
+        die "an interrupted $r_op to generation $r_to cannot be completed: $ROOT$GENS/$r_to is damaged or missing. Install a build again"
+    check_destinations "$(gen_dir "$r_to")/manifest"
+    cleanup_leftovers
+    say "completing an interrupted $r_op: $(gen_version "$r_from") -> $(gen_version "$r_to")"
+    note=" (completed after an interruption)"
+    case $r_op in
+        install) judge_install "$r_from" "$r_to" "$r_prev" "$note" ;;
+        gate-rollback) judge_gate_rollback "$r_from" "$r_to" "$r_prev" "$r_reason" "$note" ;;
+        rollback) judge_rollback "$r_from" "$r_to" "$note" ;;
+        *) die "$ROOT$STATE_DIR/switch names an unknown operation $r_op" ;;
+    esac
 }
 
 install() {
@@ -431,79 +912,92 @@ install() {
         done)
         [ -z "$unknown" ] || die "cannot give secrets their owners: unknown in $ROOT:$unknown (an image root has them once booted: place the secrets then, with --only-secrets); nothing was installed"
     fi
-    stage=$(mktemp -d "$BASE/.kubemint-stage.XXXXXX") || die "cannot make a staging directory in $ROOT"
-    trap 'rm -rf "$stage"' 0
-    trap 'exit 1' HUP INT TERM
-    archive | gzip -dc | (cd "$stage" && tar -xf -) || die "cannot unpack the payload"
-    # Every staged entry must be exactly what the manifest says before any is moved into place.
     # Unpacked by another user than root, owners are the caller's: only root can give them.
     if [ "$(id -u)" != 0 ]; then OWNERS=no; fi
-    manifest | {
-        while read -r type mode uid gid size sum path target; do
-            problem=$(check_entry "$stage" "$type" "$mode" "$uid" "$gid" "$size" "$sum" "$path" "$target") ||
-                die "the payload does not match its manifest, refusing to install: $problem"
-        done
-    }
-    # Directories first (the manifest is sorted, parents before children), then files and links,
-    # each renamed into place (never into a directory: mv -T) so that no file is ever seen
-    # half-written. Entries already as the manifest says are left alone, so a second run changes
-    # nothing. Shared directories that exist are never changed.
-    manifest | {
-        changed=0
-        while read -r type mode uid gid size sum path target; do
-            dest=$BASE$path
-            if check_entry "$BASE" "$type" "$mode" "$uid" "$gid" "$size" "$sum" "$path" "$target" >/dev/null; then
-                continue
-            fi
-            changed=$((changed + 1))
-            case $type in
-                d)
-                    [ -d "$dest" ] || mkdir "$dest"
-                    chmod "$mode" "$dest"
-                    if [ "$OWNERS" = yes ]; then chown "$uid:$gid" "$dest"; fi
-                    ;;
-                f | l)
-                    mv -fT "$stage$path" "$dest"
-                    ;;
-            esac
-        done
-        say "installed $PROFILE ($RELEASE) into $ROOT: $(manifest | wc -l | tr -d ' ') entries, $changed changed"
-    }
-    if [ "$ROOT" != / ]; then
-        say "not creating user $SERVICE_USER or the tmpfiles.d directories: $ROOT does that when it boots"
+    recover
+    if [ "$RECOVERED" = yes ]; then say "now installing $PROFILE ($RELEASE)"; fi
+    cleanup_leftovers
+    read_state
+    if is_bad "$TREE_ID" && [ "$FORCE" = no ]; then
+        die "this build ($TREE_ID) failed its gate in $ROOT before: $(grep "^$TREE_ID " "$BASE$STATE_DIR/bad" | cut -d ' ' -f 3-). Install it again with --force"
+    fi
+    trap 'exit 1' HUP INT TERM
+    stage_generation
+    if [ "$ACTIVE" = "$TREE_ID" ]; then
+        # The same build: only drift is repaired, nothing restarts.
+        summary=$(apply "$TREE_ID" "$TREE_ID")
+        say "$(gen_version "$TREE_ID") is already the active generation in $ROOT ($summary): nothing to do, no unit restarted"
+        live_setup
         if [ -n "$SECRETS" ]; then place_secrets "$SECRETS"; fi
         return 0
     fi
-    for f in $SYSUSERS_FILES; do
-        if command -v systemd-sysusers >/dev/null 2>&1; then
-            systemd-sysusers "$f"
-        elif ! id "$SERVICE_USER" >/dev/null 2>&1; then
-            useradd --system --no-create-home --shell /usr/sbin/nologin "$SERVICE_USER"
-        fi
-    done
-    for f in $TMPFILES_FILES; do
-        if command -v systemd-tmpfiles >/dev/null 2>&1; then
-            systemd-tmpfiles --create "$f"
+    say "installing $PROFILE ($RELEASE) $(gen_version "$TREE_ID") into $ROOT, replacing $(gen_version "$ACTIVE")"
+    write_journal install "$ACTIVE" "$TREE_ID" "$PREVIOUS" ""
+    judge_install "$ACTIVE" "$TREE_ID" "$PREVIOUS" ""
+}
+
+rollback() {
+    [ -d "$ROOT" ] || die "--root $ROOT is not a directory"
+    if [ "$(id -u)" != 0 ]; then OWNERS=no; fi
+    recover
+    if [ "$RECOVERED" = yes ]; then say "the interrupted operation is complete; now rolling back"; fi
+    read_state
+    [ "$PREVIOUS" != - ] || die "$ROOT has no previous generation to go back to (active: $(gen_version "$ACTIVE"))"
+    gen_intact "$PREVIOUS" || die "the previous generation $PREVIOUS in $ROOT$GENS is damaged or missing: cannot roll back to it"
+    check_destinations "$(gen_dir "$PREVIOUS")/manifest"
+    cleanup_leftovers
+    say "rolling back $ROOT from $(gen_version "$ACTIVE") to $(gen_version "$PREVIOUS")"
+    write_journal rollback "$ACTIVE" "$PREVIOUS" "$PREVIOUS" "on demand"
+    judge_rollback "$ACTIVE" "$PREVIOUS" ""
+}
+
+recover_only() {
+    [ -d "$ROOT" ] || die "--root $ROOT is not a directory"
+    if [ "$(id -u)" != 0 ]; then OWNERS=no; fi
+    recover
+    [ "$RECOVERED" = no ] || return 0
+    say "nothing to recover in $ROOT: no interrupted install or rollback"
+}
+
+# An interrupted switch, as a --verify finding.
+interrupted() {
+    j=$BASE$STATE_DIR/switch
+    [ -f "$j" ] || return 0
+    echo "interrupted: $STATE_DIR/switch: $(sed -n 's/^op //p' "$j") from $(gen_version "$(sed -n 's/^from //p' "$j")") to $(gen_version "$(sed -n 's/^to //p' "$j")") not complete: run the installer with --recover"
+}
+
+gen_json() {
+    if [ "$1" = - ]; then printf 'null'; return 0; fi
+    printf '{"digest":"%s","version":"%s"}' "$1" "$(json_str "$(gen_version "$1")")"
+}
+
+status() {
+    read_state
+    j=$BASE$STATE_DIR/switch
+    this=$(payload_version)
+    if [ "$JSON" = yes ]; then
+        if [ -f "$j" ]; then
+            jj=$(printf '{"from":%s,"op":"%s","to":%s}' "$(gen_json "$(sed -n 's/^from //p' "$j")")" \
+                "$(json_str "$(sed -n 's/^op //p' "$j")")" "$(gen_json "$(sed -n 's/^to //p' "$j")")")
         else
-            say "systemd-tmpfiles not found: create what $f declares by hand"
+            jj=null
         fi
-    done
-    if [ -n "$SECRETS" ]; then place_secrets "$SECRETS"; fi
-    if [ "$START" = no ]; then
-        say "not starting (--no-start): systemctl daemon-reload && systemctl start $UNITS"
-    elif [ ! -d /run/systemd/system ]; then
-        say "systemd is not running here: $UNITS start when it does (the image enables them)"
-    else
-        systemctl daemon-reload
-        if "$SECRETS_CHECK" --all >/dev/null 2>&1; then
-            # shellcheck disable=SC2086 # UNITS is a list of unit names
-            systemctl start $UNITS
-            say "started $UNITS"
-        else
-            "$SECRETS_CHECK" --all || true
-            say "not started $UNITS: the secrets above are missing. Deliver them (--secrets DIR), then: systemctl start $UNITS"
-        fi
+        printf '{"active":%s,"interrupted":%s,"previous":%s,"this":{"digest":"%s","version":"%s"}}\n' \
+            "$(gen_json "$ACTIVE")" "$jj" "$(gen_json "$PREVIOUS")" "$TREE_ID" "$(json_str "$this")"
+        return 0
     fi
+    if [ "$ACTIVE" = - ]; then
+        say "active: none (no generation installed in $ROOT by a generation-keeping installer)"
+    else
+        say "active: $(gen_version "$ACTIVE") (digest $ACTIVE)"
+    fi
+    if [ "$PREVIOUS" = - ]; then say "previous: none"; else say "previous: $(gen_version "$PREVIOUS") (digest $PREVIOUS)"; fi
+    if [ "$ACTIVE" = "$TREE_ID" ]; then
+        say "this installer: $this (digest $TREE_ID), active"
+    else
+        say "this installer: $this (digest $TREE_ID), not active"
+    fi
+    if [ -f "$j" ]; then interrupted; fi
 }
 
 main() {
@@ -512,6 +1006,10 @@ main() {
     ONLY_SECRETS=no
     OWNERS=yes
     START=yes
+    FORCE=no
+    JSON=no
+    GATE_COMMAND=
+    GATE_DEADLINE=
     ACTION=install
     while [ $# -gt 0 ]; do
         case $1 in
@@ -521,8 +1019,17 @@ main() {
             --secrets=*) SECRETS=${1#--secrets=} ;;
             --only-secrets) ONLY_SECRETS=yes ;;
             --no-start) START=no ;;
+            --gate-command) [ $# -ge 2 ] || die "--gate-command needs a command"; GATE_COMMAND=$2; shift ;;
+            --gate-command=*) GATE_COMMAND=${1#--gate-command=} ;;
+            --gate-deadline) [ $# -ge 2 ] || die "--gate-deadline needs a number of seconds"; GATE_DEADLINE=$2; shift ;;
+            --gate-deadline=*) GATE_DEADLINE=${1#--gate-deadline=} ;;
+            --force) FORCE=yes ;;
+            --json) JSON=yes ;;
             --list) ACTION=list ;;
             --verify) ACTION=verify ;;
+            --status) ACTION=status ;;
+            --rollback) ACTION=rollback ;;
+            --recover) ACTION=recover ;;
             -h | --help) usage; exit 0 ;;
             *) usage >&2; die "unknown option $1" ;;
         esac
@@ -533,13 +1040,22 @@ main() {
         /*) BASE=${ROOT%/} ;;
         *) die "--root must be an absolute path, got $ROOT" ;;
     esac
+    case $GATE_DEADLINE in
+        '' | *[!0-9]*) [ -z "$GATE_DEADLINE" ] || die "--gate-deadline takes a whole number of seconds, got $GATE_DEADLINE" ;;
+    esac
+    LIVE=no
+    if [ "$ROOT" = / ] && [ "$START" = yes ] && [ -d /run/systemd/system ]; then LIVE=yes; fi
     check_self
+    TREE_ID=$(manifest | sha256_of)
     if [ "$SAMPLE" = yes ]; then
         say "SAMPLE build: stand-in binaries from kubemint's generated release, not a real master" >&2
     fi
     case $ACTION in
         list) list ;;
         verify) verify ;;
+        status) status ;;
+        rollback) rollback ;;
+        recover) recover_only ;;
         install) install ;;
     esac
 }

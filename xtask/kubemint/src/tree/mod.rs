@@ -41,6 +41,8 @@ pub struct Entry {
     pub mode: u32,
     pub uid: u32,
     pub gid: u32,
+    /// Extended attributes by full name (`user.…`), sorted; empty for nearly every entry.
+    pub xattrs: BTreeMap<String, Vec<u8>>,
 }
 
 impl Entry {
@@ -66,7 +68,21 @@ pub enum TreeError {
     NotADir { path: String, found: &'static str },
     #[error("{path}: mode {mode:o} is not a permission mode (0000-7777)")]
     BadMode { path: String, mode: u32 },
+    #[error("{path}: no such entry to give the extended attribute {name}")]
+    NoEntry { path: String, name: String },
+    #[error("{path}: extended attribute {name:?}: {why}")]
+    BadXattr {
+        path: String,
+        name: String,
+        why: &'static str,
+    },
 }
+
+/// The only namespace of extended attributes a tree carries.
+pub const XATTR_PREFIX: &str = "user.";
+/// Linux's longest attribute name and largest value (XATTR_NAME_MAX, XATTR_SIZE_MAX).
+pub const XATTR_NAME_MAX: usize = 255;
+pub const XATTR_SIZE_MAX: usize = 65_536;
 
 /// A sorted file tree. Keys are absolute paths; byte order puts every directory before its
 /// children.
@@ -143,6 +159,35 @@ impl Tree {
         }
     }
 
+    /// Gives an entry (added before) the extended attribute `name` (in the `user.` namespace),
+    /// replacing any value it had: e.g. `user.extension-release.strict` = `0` on an
+    /// extension-release file, which lets systemd take the image under any file name.
+    pub fn set_xattr(&mut self, path: &str, name: &str, value: &[u8]) -> Result<(), TreeError> {
+        let bad = |why| TreeError::BadXattr {
+            path: path.to_owned(),
+            name: name.to_owned(),
+            why,
+        };
+        if !name.starts_with(XATTR_PREFIX) || name.len() == XATTR_PREFIX.len() {
+            return Err(bad("only names in the user. namespace are supported"));
+        }
+        if name.len() > XATTR_NAME_MAX || name.contains('\0') {
+            return Err(bad("names are at most 255 bytes, without NUL"));
+        }
+        if value.len() > XATTR_SIZE_MAX {
+            return Err(bad("values are at most 64 KiB"));
+        }
+        let e = self
+            .entries
+            .get_mut(path)
+            .ok_or_else(|| TreeError::NoEntry {
+                path: path.to_owned(),
+                name: name.to_owned(),
+            })?;
+        e.xattrs.insert(name.to_owned(), value.to_vec());
+        Ok(())
+    }
+
     pub fn add_dir(&mut self, path: &str, mode: u32) -> Result<(), TreeError> {
         check_path(path)?;
         match self.entries.get(path) {
@@ -179,6 +224,7 @@ impl Tree {
                 mode,
                 uid: ROOT_UID,
                 gid: ROOT_UID,
+                xattrs: BTreeMap::new(),
             },
         );
         Ok(())
@@ -198,6 +244,7 @@ impl Tree {
                             mode: 0o755,
                             uid: ROOT_UID,
                             gid: ROOT_UID,
+                            xattrs: BTreeMap::new(),
                         },
                     );
                 }
@@ -352,6 +399,46 @@ mod tests {
                 ("/opt/k8s/bin/x", 0o755)
             ]
         );
+    }
+
+    #[test]
+    fn xattrs_sorted_on_existing_entries_in_the_user_namespace_and_kept_by_subset() {
+        let mut t = Tree::new();
+        t.add_file("/usr/lib/x", 0o644, Content::Inline(vec![1]))
+            .unwrap();
+        t.set_xattr("/usr/lib/x", "user.z", b"1").unwrap();
+        t.set_xattr("/usr/lib/x", "user.a", b"2").unwrap();
+        t.set_xattr("/usr/lib/x", "user.z", b"3").unwrap();
+        let names: Vec<_> = t.get("/usr/lib/x").unwrap().xattrs.iter().collect();
+        assert_eq!(
+            names,
+            [
+                (&"user.a".to_owned(), &b"2".to_vec()),
+                (&"user.z".to_owned(), &b"3".to_vec())
+            ]
+        );
+        assert!(t.get("/usr/lib").unwrap().xattrs.is_empty());
+        let s = t.subset(|p, _| p == "/usr/lib/x");
+        assert_eq!(s.get("/usr/lib/x"), t.get("/usr/lib/x"));
+        let err = |name: &str, value: &[u8]| t.clone().set_xattr("/usr/lib/x", name, value);
+        for name in ["trusted.x", "user.", "security.selinux", "user.a\0b"] {
+            assert!(
+                matches!(err(name, b""), Err(TreeError::BadXattr { .. })),
+                "{name}"
+            );
+        }
+        assert!(matches!(
+            err(&format!("user.{}", "n".repeat(251)), b""),
+            Err(TreeError::BadXattr { .. })
+        ));
+        assert!(matches!(
+            err("user.big", &vec![0; XATTR_SIZE_MAX + 1]),
+            Err(TreeError::BadXattr { .. })
+        ));
+        assert!(matches!(
+            t.set_xattr("/usr/lib/y", "user.a", b""),
+            Err(TreeError::NoEntry { .. })
+        ));
     }
 
     #[test]

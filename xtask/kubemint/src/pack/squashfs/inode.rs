@@ -18,6 +18,7 @@ pub const FILE: u16 = 2;
 pub const SYMLINK: u16 = 3;
 pub const LDIR: u16 = 8;
 pub const LFILE: u16 = 9;
+pub const LSYMLINK: u16 = 10;
 
 /// No fragment, no xattr.
 pub const INVALID_U32: u32 = u32::MAX;
@@ -60,7 +61,12 @@ pub struct Node<'t> {
     /// 1 to the number of inodes, in the order the inodes are written: each directory after
     /// its children, the root last.
     pub inode_number: u32,
+    /// Extended attributes by full name, sorted (mostly none).
+    pub xattrs: &'t BTreeMap<String, Vec<u8>>,
 }
+
+/// No extended attributes, for a root the tree does not hold.
+static NO_XATTRS: BTreeMap<String, Vec<u8>> = BTreeMap::new();
 
 /// The part of `tree` below `strip` (all of it for `/`) as nodes, the root first, then in the
 /// tree's order. The root is `strip`'s entry if the tree has it, else a 0755 root directory.
@@ -83,6 +89,7 @@ pub fn hierarchy<'t>(tree: &'t Tree, strip: &'t str) -> Result<Vec<Node<'t>>, Sq
         children: Vec::new(),
         parent: 0,
         inode_number: 0,
+        xattrs: root.map_or(&NO_XATTRS, |e| &e.xattrs),
     }];
     let mut dirs: BTreeMap<&str, usize> = BTreeMap::from([("", 0)]);
     for (path, entry) in tree.iter() {
@@ -146,6 +153,7 @@ fn node<'t>(path: &'t str, name: &'t str, e: &'t Entry, parent: usize) -> Node<'
         children: Vec::new(),
         parent,
         inode_number: 0,
+        xattrs: &e.xattrs,
     }
 }
 
@@ -208,11 +216,13 @@ impl Common {
     }
 }
 
-/// A regular file's inode: basic while its size and first block fit 32 bits, else extended.
-pub fn file_inode(c: &Common, blocks_start: u64, size: u64, blocks: &[u32]) -> Vec<u8> {
+/// A regular file's inode: basic while its size and first block fit 32 bits and it has no
+/// extended attributes (`xattr` is [`INVALID_U32`]), else extended, carrying the index of its
+/// attribute list.
+pub fn file_inode(c: &Common, blocks_start: u64, size: u64, blocks: &[u32], xattr: u32) -> Vec<u8> {
     let mut le = Le::default();
     match (u32::try_from(blocks_start), u32::try_from(size)) {
-        (Ok(start), Ok(size)) => {
+        (Ok(start), Ok(size)) if xattr == INVALID_U32 => {
             c.put(&mut le, FILE);
             le.u32(start).u32(INVALID_U32).u32(0).u32(size);
         }
@@ -224,7 +234,7 @@ pub fn file_inode(c: &Common, blocks_start: u64, size: u64, blocks: &[u32]) -> V
                 .u32(1) // nlink
                 .u32(INVALID_U32) // no fragment
                 .u32(0)
-                .u32(INVALID_U32); // no xattr
+                .u32(xattr);
         }
     }
     for b in blocks {
@@ -233,10 +243,16 @@ pub fn file_inode(c: &Common, blocks_start: u64, size: u64, blocks: &[u32]) -> V
     le.0
 }
 
-pub fn symlink_inode(c: &Common, target: &str) -> Vec<u8> {
+/// A symlink's inode: basic, or extended (the attribute list's index after the target) when
+/// it has extended attributes.
+pub fn symlink_inode(c: &Common, target: &str, xattr: u32) -> Vec<u8> {
     let mut le = Le::default();
-    c.put(&mut le, SYMLINK);
+    let extended = xattr != INVALID_U32;
+    c.put(&mut le, if extended { LSYMLINK } else { SYMLINK });
     le.u32(1).u32(target.len() as u32).bytes(target.as_bytes());
+    if extended {
+        le.u32(xattr);
+    }
     le.0
 }
 
@@ -318,10 +334,12 @@ pub struct DirInode<'a, 't> {
     pub parent_inode: u32,
     /// Index entries with the table offset of each one's block.
     pub index: &'a [(IndexEntry<'t>, u32)],
+    /// The index of its extended attribute list, or [`INVALID_U32`].
+    pub xattr: u32,
 }
 
-/// A directory's inode: basic when it has no index and its listing fits 16 bits, else
-/// extended.
+/// A directory's inode: basic when it has no index, no extended attributes and its listing
+/// fits 16 bits, else extended.
 pub fn dir_inode(d: &DirInode) -> Result<Vec<u8>, SquashfsError> {
     let mut le = Le::default();
     // The stored size counts 3 bytes more than the listing: the "." and ".." readers invent.
@@ -330,7 +348,7 @@ pub fn dir_inode(d: &DirInode) -> Result<Vec<u8>, SquashfsError> {
         what: "directory table",
     })?;
     match u16::try_from(size) {
-        Ok(size) if d.index.is_empty() => {
+        Ok(size) if d.index.is_empty() && d.xattr == INVALID_U32 => {
             d.common.put(&mut le, DIR);
             le.u32(start)
                 .u32(d.nlink)
@@ -352,7 +370,7 @@ pub fn dir_inode(d: &DirInode) -> Result<Vec<u8>, SquashfsError> {
                 .u32(d.parent_inode)
                 .u16(count)
                 .u16(d.listing.offset)
-                .u32(INVALID_U32);
+                .u32(d.xattr);
             for (entry, block) in d.index {
                 le.u32(entry.listing_offset)
                     .u32(*block)
@@ -536,15 +554,25 @@ mod tests {
             mtime: 7,
             inode_number: 9,
         };
-        let f = file_inode(&c, 96, 5, &[13]);
+        let f = file_inode(&c, 96, 5, &[13], INVALID_U32);
         assert_eq!(f.len(), 32 + 4);
         assert_eq!(&f[..4], &[2, 0, 0xed, 0x01]);
-        let big = file_inode(&c, 96, 5 << 32, &[1, 2]);
+        let big = file_inode(&c, 96, 5 << 32, &[1, 2], INVALID_U32);
         assert_eq!(big.len(), 56 + 8);
         assert_eq!(big[0], LFILE as u8);
-        let s = symlink_inode(&c, "/x");
+        assert_eq!(&big[52..56], &INVALID_U32.to_le_bytes());
+        // Extended attributes make any file's inode extended, the list's index before the
+        // block sizes.
+        let tagged = file_inode(&c, 96, 5, &[13], 3);
+        assert_eq!((tagged.len(), tagged[0]), (56 + 4, LFILE as u8));
+        assert_eq!(&tagged[52..56], &3u32.to_le_bytes());
+        assert_eq!(&tagged[56..], &13u32.to_le_bytes());
+        let s = symlink_inode(&c, "/x", INVALID_U32);
         assert_eq!(s.len(), 24 + 2);
-        let d = |len, index| DirInode {
+        let s = symlink_inode(&c, "/x", 4);
+        assert_eq!((s.len(), s[0]), (24 + 2 + 4, LSYMLINK as u8));
+        assert_eq!(&s[26..], &4u32.to_le_bytes());
+        let d = |len, index, xattr| DirInode {
             common: Common {
                 mode: 0o755,
                 uid_index: 0,
@@ -560,10 +588,14 @@ mod tests {
             listing_len: len,
             parent_inode: 3,
             index,
+            xattr,
         };
-        assert_eq!(dir_inode(&d(100, &[])).unwrap().len(), 32);
-        let long = dir_inode(&d(70_000, &[])).unwrap();
+        assert_eq!(dir_inode(&d(100, &[], INVALID_U32)).unwrap().len(), 32);
+        let long = dir_inode(&d(70_000, &[], INVALID_U32)).unwrap();
         assert_eq!((long.len(), long[0]), (40, LDIR as u8));
+        let tagged = dir_inode(&d(100, &[], 5)).unwrap();
+        assert_eq!((tagged.len(), tagged[0]), (40, LDIR as u8));
+        assert_eq!(&tagged[36..40], &5u32.to_le_bytes());
         let ix = [(
             IndexEntry {
                 listing_offset: 8000,
@@ -572,6 +604,9 @@ mod tests {
             },
             77,
         )];
-        assert_eq!(dir_inode(&d(9000, &ix)).unwrap().len(), 40 + 12 + 3);
+        assert_eq!(
+            dir_inode(&d(9000, &ix, INVALID_U32)).unwrap().len(),
+            40 + 12 + 3
+        );
     }
 }

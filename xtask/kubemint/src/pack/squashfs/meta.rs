@@ -114,7 +114,7 @@ impl Meta {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use flate2::{Decompress, FlushDecompress};
 

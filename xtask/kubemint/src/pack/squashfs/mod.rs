@@ -7,7 +7,8 @@
 //! The image (squashfs 4.0, little-endian), in file order:
 //!
 //! - the superblock (96 bytes): mkfs time = the epoch, gzip, 128 KiB blocks, flags
-//!   `NO_FRAGMENTS | NO_XATTRS`, no compressor options block;
+//!   `NO_FRAGMENTS`, and `NO_XATTRS` unless some entry has extended attributes, no
+//!   compressor options block;
 //! - data blocks, file by file in the tree's order, each file cut into 128 KiB blocks from its
 //!   first byte: a block is one [`Chunk`](crate::pack::deflate::Chunk) framed as a zlib stream,
 //!   or the bytes themselves when that is not smaller (mksquashfs's rule), so the blocks of a
@@ -17,13 +18,17 @@
 //!   little worse than they would packed together;
 //! - the inode table, the directory table: 8 KiB metadata blocks (see [`meta`]), inodes in
 //!   post-order (each directory after its children, the root last), numbered in that order;
-//!   basic inodes where they suffice, extended ones for files of 4 GiB or more and for
-//!   directories with an index (listings over 8 KiB) or over 64 KiB;
+//!   basic inodes where they suffice, extended ones for files of 4 GiB or more, for
+//!   directories with an index (listings over 8 KiB) or over 64 KiB, and for every entry with
+//!   extended attributes (they carry the attribute list's index);
 //! - the fragment table position (empty), no export table, the id table (every uid and gid,
-//!   sorted), then zeros to a multiple of 4 KiB.
+//!   sorted), the extended attribute tables when some entry has attributes (see [`xattr`]),
+//!   then zeros to a multiple of 4 KiB. An image without attributes is exactly what it was
+//!   before the writer knew of them.
 
 pub mod inode;
 pub mod meta;
+pub mod xattr;
 
 use crate::pack::deflate::cache::{ChunkCache, Job, Source};
 use crate::pack::deflate::{CHUNK, Chunk, DeflateError, Deflater, Threads, pipeline};
@@ -35,9 +40,10 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::Path;
+use xattr::Xattrs;
 
 /// How the squashfs images are written, recorded in manifest.json like the payload's compressor.
-pub const SQUASHFS: &str = "squashfs 4.0 (kubemint's writer: gzip, 128 KiB blocks each a zlib-framed level-6 deflate chunk from flate2/zlib-rs or stored, no fragments, no compressor options block, no xattrs, no export table)";
+pub const SQUASHFS: &str = "squashfs 4.0 (kubemint's writer: gzip, 128 KiB blocks each a zlib-framed level-6 deflate chunk from flate2/zlib-rs or stored, no fragments, no compressor options block, extended attributes (inline values) only where the tree has them, no export table)";
 
 /// The data block size: a deflate chunk.
 pub const BLOCK_SIZE: u32 = CHUNK as u32;
@@ -68,6 +74,10 @@ pub enum SquashfsError {
     TooManyIds { count: usize },
     #[error("the {what} is too large for squashfs")]
     TooBig { what: &'static str },
+    #[error(
+        "{path}: extended attribute {name:?} is not one squashfs stores (user., trusted. or security., a name under 64 KiB, a value under 4 GiB)"
+    )]
+    Xattr { path: String, name: String },
     #[error(transparent)]
     Deflate(#[from] DeflateError),
     #[error(transparent)]
@@ -189,6 +199,7 @@ pub fn write_squashfs_with<W: Write + Seek>(
     let mut tables = Tables {
         inodes: Meta::new(),
         dirs: Meta::new(),
+        xattrs: Xattrs::default(),
         mtime: epoch.as_u32(),
     };
     let root = tables.dir(&nodes, 0, &files, &ids)?;
@@ -211,6 +222,13 @@ pub fn write_squashfs_with<W: Write + Seek>(
     for s in starts {
         w.write_all(&(id_blocks_start + s).to_le_bytes())?;
     }
+    let xattr_id_table_start = match tables.xattrs.finish(w.pos) {
+        Some((bytes, header)) => {
+            w.write_all(&bytes)?;
+            Some(header)
+        }
+        None => None,
+    };
     let bytes_used = w.pos;
     let padded = bytes_used.div_ceil(PAD) * PAD;
     w.write_all(&vec![0; (padded - bytes_used) as usize])?;
@@ -222,6 +240,7 @@ pub fn write_squashfs_with<W: Write + Seek>(
         root_inode: root.inode_ref(),
         bytes_used,
         id_table_start,
+        xattr_id_table_start,
         inode_table_start,
         directory_table_start,
         fragment_table_start,
@@ -324,13 +343,14 @@ impl Ids {
     }
 }
 
-struct Tables {
+struct Tables<'t> {
     inodes: Meta,
     dirs: Meta,
+    xattrs: Xattrs<'t>,
     mtime: u32,
 }
 
-impl Tables {
+impl<'t> Tables<'t> {
     fn common(&self, n: &Node, ids: &Ids) -> Common {
         Common {
             mode: n.mode,
@@ -345,7 +365,7 @@ impl Tables {
     /// is.
     fn dir(
         &mut self,
-        nodes: &[Node],
+        nodes: &[Node<'t>],
         i: usize,
         files: &[FileData],
         ids: &Ids,
@@ -360,16 +380,19 @@ impl Tables {
                     self.dir(nodes, c, files, ids)?
                 }
                 NodeKind::File { size, .. } => {
+                    let xattr = self.xattrs.index(n.path, n.xattrs)?;
                     let at = self.inodes.pos();
                     let f = &files[c];
-                    let bytes = inode::file_inode(&self.common(n, ids), f.start, *size, &f.blocks);
+                    let bytes =
+                        inode::file_inode(&self.common(n, ids), f.start, *size, &f.blocks, xattr);
                     self.inodes.write(&bytes);
                     at
                 }
                 NodeKind::Symlink { target } => {
+                    let xattr = self.xattrs.index(n.path, n.xattrs)?;
                     let at = self.inodes.pos();
                     self.inodes
-                        .write(&inode::symlink_inode(&self.common(n, ids), target));
+                        .write(&inode::symlink_inode(&self.common(n, ids), target, xattr));
                     at
                 }
             };
@@ -401,6 +424,7 @@ impl Tables {
         } else {
             nodes[n.parent].inode_number
         };
+        let xattr = self.xattrs.index(n.path, n.xattrs)?;
         let bytes = inode::dir_inode(&DirInode {
             common: self.common(n, ids),
             nlink: subdirs + 2,
@@ -408,6 +432,7 @@ impl Tables {
             listing_len: listing.len(),
             parent_inode,
             index: &index,
+            xattr,
         })?;
         let at = self.inodes.pos();
         self.inodes.write(&bytes);
@@ -422,6 +447,8 @@ struct Superblock {
     root_inode: u64,
     bytes_used: u64,
     id_table_start: u64,
+    /// The xattr id table's header, when some inode has extended attributes.
+    xattr_id_table_start: Option<u64>,
     inode_table_start: u64,
     directory_table_start: u64,
     fragment_table_start: u64,
@@ -437,14 +464,17 @@ impl Superblock {
             .u32(0) // fragments
             .u16(GZIP)
             .u16(BLOCK_LOG)
-            .u16(NO_FRAGMENTS | NO_XATTRS)
+            .u16(match self.xattr_id_table_start {
+                Some(_) => NO_FRAGMENTS,
+                None => NO_FRAGMENTS | NO_XATTRS,
+            })
             .u16(self.id_count)
             .u16(4)
             .u16(0)
             .u64(self.root_inode)
             .u64(self.bytes_used)
             .u64(self.id_table_start)
-            .u64(NO_TABLE) // xattr id table
+            .u64(self.xattr_id_table_start.unwrap_or(NO_TABLE))
             .u64(self.inode_table_start)
             .u64(self.directory_table_start)
             .u64(self.fragment_table_start)

@@ -381,3 +381,129 @@ fn systemd_dissect_takes_it_as_a_system_extension() {
     assert!(out.contains("+ extension for system"), "{out}");
     assert!(out.contains("SYSEXT_ID=kubemint-test"), "{out}");
 }
+
+/// The sample with extended attributes: the extension-release file tagged as the build tags
+/// it, a directory, a 3000-byte value (ext4 keeps 4 KiB per file), a distinct value on most
+/// of 700 files (over a metadata block of lists, two blocks of xattr ids) and lists shared by
+/// several.
+fn tagged(dir: &Path) -> Tree {
+    let mut t = sample(dir);
+    let release = "/usr/lib/extension-release.d/extension-release.kubemint-test";
+    t.set_xattr(release, "user.extension-release.strict", b"0")
+        .unwrap();
+    t.set_xattr("/usr/lib/kubemint/private", "user.dir", b"d")
+        .unwrap();
+    let big = "v".repeat(3000);
+    t.set_xattr("/usr/lib/kubemint/noise", "user.big", big.as_bytes())
+        .unwrap();
+    t.set_xattr("/usr/lib/kubemint/noise", "user.a", b"first")
+        .unwrap();
+    for i in 0..700 {
+        let p = format!("/usr/share/many/entry-with-a-longish-name-{i:05}");
+        t.set_xattr(&p, "user.n", format!("{}", i % 600).as_bytes())
+            .unwrap();
+    }
+    t
+}
+
+/// Every extended attribute below `root`, by path relative to it, as getfattr reads them.
+fn getfattr(root: &Path) -> BTreeMap<String, BTreeMap<String, Vec<u8>>> {
+    let out = run(Command::new("getfattr")
+        .args([
+            "-R",
+            "-h",
+            "-d",
+            "-m",
+            "-",
+            "-e",
+            "text",
+            "--absolute-names",
+        ])
+        .arg(root));
+    let mut all: BTreeMap<String, BTreeMap<String, Vec<u8>>> = BTreeMap::new();
+    let mut file = String::new();
+    for line in out.lines() {
+        if let Some(f) = line.strip_prefix("# file: ") {
+            file = f.strip_prefix(root.to_str().unwrap()).unwrap().to_owned();
+        } else if let Some((name, value)) = line.split_once('=') {
+            let value = value.strip_prefix('"').unwrap().strip_suffix('"').unwrap();
+            all.entry(file.clone())
+                .or_default()
+                .insert(name.to_owned(), value.as_bytes().to_vec());
+        }
+    }
+    all
+}
+
+fn flags_and_xattr_table(img: &[u8]) -> (u16, u64) {
+    (
+        u16::from_le_bytes(img[24..26].try_into().unwrap()),
+        u64::from_le_bytes(img[56..64].try_into().unwrap()),
+    )
+}
+
+#[test]
+fn extended_attributes_are_extracted_as_the_tree_has_them_and_the_same_bytes_every_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = tagged(dir.path());
+    let bytes = image(&tree, "/", &Options::default());
+    let (flags, table) = flags_and_xattr_table(&bytes);
+    assert_eq!(flags & NO_XATTRS, 0);
+    assert!(table < bytes.len() as u64);
+    let plain = image(&sample(dir.path()), "/", &Options::default());
+    assert_eq!(
+        flags_and_xattr_table(&plain),
+        (NO_FRAGMENTS | NO_XATTRS, NO_TABLE)
+    );
+    assert!(bytes == image(&tree, "/", &Options::default()));
+    let four = Options {
+        threads: Threads::new(4),
+        cache: None,
+    };
+    assert!(bytes == image(&tree, "/", &four));
+
+    let img = write_to(dir.path(), "t.raw", &bytes);
+    run(Command::new("unsquashfs").arg("-s").arg(&img));
+    run(Command::new("unsquashfs").arg("-lls").arg(&img));
+    let x = dir.path().join("x");
+    run(Command::new("unsquashfs").arg("-d").arg(&x).arg(&img));
+    let want: BTreeMap<String, BTreeMap<String, Vec<u8>>> = tree
+        .iter()
+        .filter(|(_, e)| !e.xattrs.is_empty())
+        .map(|(p, e)| (p.to_owned(), e.xattrs.clone()))
+        .collect();
+    assert_eq!(want.len(), 703);
+    assert!(getfattr(&x) == want, "other extended attributes extracted");
+    let strict = run(Command::new("getfattr")
+        .args(["-n", "user.extension-release.strict", "--only-values"])
+        .arg(x.join("usr/lib/extension-release.d/extension-release.kubemint-test")));
+    assert_eq!(strict, "0");
+    // Below /usr too (the list numbering starts afresh).
+    let usr = write_to(
+        dir.path(),
+        "u.raw",
+        &image(&tree, "/usr", &Options::default()),
+    );
+    let xu = dir.path().join("xu");
+    run(Command::new("unsquashfs").arg("-d").arg(&xu).arg(&usr));
+    assert_eq!(getfattr(&xu).len(), 703);
+}
+
+#[test]
+fn systemd_dissect_takes_a_tagged_extension_under_any_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let untagged = write_to(
+        dir.path(),
+        "kubemint-test_1.2.3.raw",
+        &image(&sample(dir.path()), "/", &Options::default()),
+    );
+    let out = run(Command::new("systemd-dissect").arg(&untagged));
+    assert!(!out.contains("+ extension for system"), "{out}");
+    let tagged = write_to(
+        dir.path(),
+        "kubemint-test_1.2.3-tagged.raw",
+        &image(&tagged(dir.path()), "/", &Options::default()),
+    );
+    let out = run(Command::new("systemd-dissect").arg(&tagged));
+    assert!(out.contains("+ extension for system"), "{out}");
+}
