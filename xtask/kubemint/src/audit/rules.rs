@@ -17,7 +17,9 @@
 //! - a delivered secret: a regular file with its declared owner and mode (`secret`), its
 //!   content never read;
 //! - on an installed root only: the service user (`user`), the tmpfiles.d paths
-//!   (`tmpfiles`), and the units' enablement and masking (`disabled`).
+//!   (`tmpfiles`), and the units' enablement and masking (`disabled`);
+//! - the installer's only: a generation switch it left unfinished (`interrupted`, its journal
+//!   in the state directory; `--recover` completes it).
 //!
 //! One kind is `cargo xtask verify`'s only ([`Kind::VERIFY_ONLY`]): `signature`, a signature
 //! of a signed output directory that is missing or does not verify with `--trusted-key` (an
@@ -56,6 +58,9 @@ pub enum Kind {
     Tmpfiles,
     /// A unit is not enabled, or masked (an installed root).
     Disabled,
+    /// An install or rollback left its switch unfinished (the installer's journal; the
+    /// installer's `--verify` only).
+    Interrupted,
     /// A signature of an output directory is missing or does not verify with the trusted key
     /// (`cargo xtask verify --output DIR --trusted-key KEY` only).
     Signature,
@@ -63,7 +68,7 @@ pub enum Kind {
 
 impl Kind {
     /// The kinds both verifiers print: the installer's script prints exactly these.
-    pub const ALL: [Kind; 13] = [
+    pub const ALL: [Kind; 14] = [
         Kind::Missing,
         Kind::Type,
         Kind::Target,
@@ -77,6 +82,7 @@ impl Kind {
         Kind::User,
         Kind::Tmpfiles,
         Kind::Disabled,
+        Kind::Interrupted,
     ];
 
     /// The kinds only `cargo xtask verify` reports (about what an output directory carries
@@ -98,7 +104,8 @@ impl Kind {
             | Kind::Secret
             | Kind::User
             | Kind::Tmpfiles
-            | Kind::Disabled => true,
+            | Kind::Disabled
+            | Kind::Interrupted => true,
             Kind::Signature => false,
         }
     }
@@ -118,6 +125,7 @@ impl Kind {
             Kind::User => "user",
             Kind::Tmpfiles => "tmpfiles",
             Kind::Disabled => "disabled",
+            Kind::Interrupted => "interrupted",
             Kind::Signature => "signature",
         }
     }
