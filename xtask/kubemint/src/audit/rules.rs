@@ -17,7 +17,8 @@
 //! - a delivered secret: a regular file with its declared owner and mode (`secret`), its
 //!   content never read;
 //! - on an installed root only: the service user (`user`), the tmpfiles.d paths
-//!   (`tmpfiles`), and the units' enablement and masking (`disabled`).
+//!   (`tmpfiles`), the units' enablement and masking (`disabled`), and an installer switch
+//!   cut short (`interrupted`: its journal is there).
 
 use serde::Serialize;
 use std::fmt;
@@ -52,10 +53,13 @@ pub enum Kind {
     Tmpfiles,
     /// A unit is not enabled, or masked (an installed root).
     Disabled,
+    /// An installer switch was cut short: its journal `/var/lib/kubemint/switch` is there, the
+    /// live files may mix two builds until `--recover` (an installed root).
+    Interrupted,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 13] = [
+    pub const ALL: [Kind; 14] = [
         Kind::Missing,
         Kind::Type,
         Kind::Target,
@@ -69,6 +73,7 @@ impl Kind {
         Kind::User,
         Kind::Tmpfiles,
         Kind::Disabled,
+        Kind::Interrupted,
     ];
 
     pub fn name(self) -> &'static str {
@@ -86,6 +91,7 @@ impl Kind {
             Kind::User => "user",
             Kind::Tmpfiles => "tmpfiles",
             Kind::Disabled => "disabled",
+            Kind::Interrupted => "interrupted",
         }
     }
 }
