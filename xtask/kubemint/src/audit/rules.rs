@@ -17,9 +17,8 @@
 //! - a delivered secret: a regular file with its declared owner and mode (`secret`), its
 //!   content never read;
 //! - on an installed root only: the service user (`user`), the tmpfiles.d paths
-//!   (`tmpfiles`), and the units' enablement and masking (`disabled`);
-//! - the installer's only: a generation switch it left unfinished (`interrupted`, its journal
-//!   in the state directory; `--recover` completes it).
+//!   (`tmpfiles`), the units' enablement and masking (`disabled`), and an installer switch
+//!   cut short (`interrupted`: its journal is there).
 //!
 //! One kind is `cargo xtask verify`'s only ([`Kind::VERIFY_ONLY`]): `signature`, a signature
 //! of a signed output directory that is missing or does not verify with `--trusted-key` (an
@@ -58,8 +57,8 @@ pub enum Kind {
     Tmpfiles,
     /// A unit is not enabled, or masked (an installed root).
     Disabled,
-    /// An install or rollback left its switch unfinished (the installer's journal; the
-    /// installer's `--verify` only).
+    /// An installer switch was cut short: its journal `/var/lib/kubemint/switch` is there, the
+    /// live files may mix two builds until `--recover` (an installed root).
     Interrupted,
     /// A signature of an output directory is missing or does not verify with the trusted key
     /// (`cargo xtask verify --output DIR --trusted-key KEY` only).

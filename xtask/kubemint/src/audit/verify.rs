@@ -260,7 +260,15 @@ pub fn check_view(
             );
         }
     }
-    // A root: the units' enablement (the image's own .wants links) and masking.
+    // A root: an installer switch cut short, the units' enablement (the image's own .wants
+    // links) and masking.
+    if !image && view.get(INSTALLER_JOURNAL).is_some() {
+        out.push(Finding::new(
+            Kind::Interrupted,
+            INSTALLER_JOURNAL,
+            "an install or rollback was cut short: run the installer with --recover".to_owned(),
+        ));
+    }
     if !image {
         for row in m.files.iter().filter(|r| r.kind == "symlink") {
             let Some(rest) = row.path.strip_prefix(rules::SHIPPED_UNITS_DIR) else {
@@ -291,6 +299,9 @@ pub fn check_view(
     }
     (out, checked)
 }
+
+/// The installer's switch journal: there only while a switch between generations is under way.
+const INSTALLER_JOURNAL: &str = "/var/lib/kubemint/switch";
 
 fn report(m: &Manifest, target: &str) -> Report {
     Report {
