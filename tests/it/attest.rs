@@ -383,7 +383,7 @@ fn artefacts_go_to_a_registry_and_are_found_by_the_image_digest() {
 
 /// An Ed25519 signing key without a passphrase, made at a time before the sample's epoch:
 /// (armored secret key, armored public key).
-fn test_key(dir: &Path) -> (PathBuf, PathBuf) {
+pub(crate) fn test_key(dir: &Path) -> (PathBuf, PathBuf) {
     let home = dir.join("gnupg");
     std::fs::create_dir(&home).unwrap();
     let (secret, public) = (dir.join("secret.asc"), dir.join("public.asc"));

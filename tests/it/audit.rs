@@ -1,7 +1,8 @@
 //! Audits: `verify` passes on a clean root, OCI layout, sysext, confext and output directory
 //! and names every kind of drift, inside images too; `diff` explains two masters in Kubernetes
 //! terms, then files, then what they share; `rebuild-check` proves a rebuild and names the
-//! field when one differs.
+//! field when one differs; a signed output directory verifies against its unsigned reference,
+//! and `--trusted-key` checks its signatures.
 
 use crate::support::{self, Project, sh, text};
 use std::path::Path;
@@ -518,4 +519,131 @@ fn verify_takes_a_registry_image_through_skopeo() {
         text(&out.stderr)
     );
     assert!(text(&out.stdout).contains("no findings"));
+}
+
+#[test]
+fn verify_takes_a_signed_output_and_checks_its_signatures_with_the_trusted_key() {
+    let p = Project::new();
+    let keys = tempfile::tempdir().unwrap();
+    let (secret, public) = crate::attest::test_key(keys.path());
+    let elsewhere = keys.path().join("other");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let (_, other) = crate::attest::test_key(&elsewhere);
+    p.ok(&[
+        "build-image",
+        "master-1",
+        "--sample",
+        "--sign-key",
+        secret.to_str().unwrap(),
+    ]);
+    let dir = p.path().join("target/images/sample/master-1");
+    let d = dir.to_str().unwrap();
+    // Against the (unsigned) reference build: clean, the signatures noted but not checked.
+    let out = p.ok(&["verify", "master-1", "--sample", "--output", d]);
+    let said = text(&out.stdout);
+    assert!(said.contains("no findings"), "{said}");
+    assert!(said.contains("not checked: give --trusted-key"), "{said}");
+    // With the signer's key: every signature checked, clean.
+    let pubkey = public.to_str().unwrap();
+    let out = p.ok(&[
+        "verify",
+        "master-1",
+        "--sample",
+        "--output",
+        d,
+        "--trusted-key",
+        pubkey,
+        "--json",
+    ]);
+    assert!(findings(&out).is_empty(), "{}", text(&out.stdout));
+    assert!(!text(&out.stdout).contains("not checked"));
+    // Another key: every signature is a finding.
+    let m = dir.join("manifest.json");
+    let manifest = m.to_str().unwrap();
+    let out = p.run(&[
+        "verify",
+        "--manifest",
+        manifest,
+        "--output",
+        d,
+        "--trusted-key",
+        other.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let f = findings(&out);
+    for sig in [
+        "SHA256SUMS.gpg",
+        "provenance.intoto.json.gpg",
+        "extensions/SHA256SUMS.gpg",
+        "confexts/SHA256SUMS.gpg",
+    ] {
+        assert!(has(&f, "signature", sig), "{sig}: {f:#?}");
+    }
+    // A changed byte in SHA256SUMS or the provenance: its signature does not verify.
+    for (file, sig) in [
+        ("SHA256SUMS", "SHA256SUMS.gpg"),
+        ("provenance.intoto.json", "provenance.intoto.json.gpg"),
+    ] {
+        let path = dir.join(file);
+        let original = std::fs::read(&path).unwrap();
+        let mut bytes = original.clone();
+        bytes[10] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        let out = p.run(&[
+            "verify",
+            "--manifest",
+            manifest,
+            "--output",
+            d,
+            "--trusted-key",
+            pubkey,
+            "--json",
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        let f = findings(&out);
+        assert!(has(&f, "signature", sig), "{file}: {f:#?}");
+        assert_eq!(
+            f.iter().filter(|f| f["kind"] == "signature").count(),
+            1,
+            "{file}: only its own signature fails: {f:#?}"
+        );
+        std::fs::write(&path, &original).unwrap();
+    }
+    // A signature removed: missing, and with the key a `signature` finding.
+    std::fs::remove_file(dir.join("SHA256SUMS.gpg")).unwrap();
+    let out = p.run(&[
+        "verify",
+        "--manifest",
+        manifest,
+        "--output",
+        d,
+        "--trusted-key",
+        pubkey,
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(has(&findings(&out), "signature", "SHA256SUMS.gpg"));
+    // An unsigned output, when a trusted key asks for signatures: a finding.
+    let plain = p.path().join("plain");
+    p.ok(&[
+        "build-image",
+        "master-1",
+        "--sample",
+        "--out",
+        plain.to_str().unwrap(),
+    ]);
+    let plain = plain.join("sample/master-1");
+    let out = p.run(&[
+        "verify",
+        "--manifest",
+        plain.join("manifest.json").to_str().unwrap(),
+        "--output",
+        plain.to_str().unwrap(),
+        "--trusted-key",
+        pubkey,
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(has(&findings(&out), "signature", "SHA256SUMS.gpg"));
 }

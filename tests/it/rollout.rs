@@ -125,6 +125,10 @@ fn a_booted_master_updates_rolls_back_a_bad_version_and_survives_a_power_cut() {
     assert_eq!(r["version_after"], v2.as_str(), "{r}");
     assert_eq!(r["rolled_back"], false, "{r}");
     assert!(r["update_seconds"].as_f64().is_some(), "{r}");
+    eprintln!(
+        "update from v1 to v2: healthy on v2 after {} s",
+        r["update_seconds"]
+    );
     assert_eq!(r["rollout"]["good"], v2.as_str(), "{r}");
     assert_eq!(r["rollout"]["fallback"], v1.as_str(), "{r}");
     assert_eq!(records(&r, &v1, "good").len(), 1, "{r}");
@@ -154,6 +158,7 @@ fn a_booted_master_updates_rolls_back_a_bad_version_and_survives_a_power_cut() {
         back <= 60.0 + 30.0,
         "{back} s from the failed gate to healthy: {r}"
     );
+    eprintln!("v3 rolled back: healthy on v2 again {back} s after the failed gate");
     assert!(
         r["rollout"]["bad"]
             .as_array()

@@ -54,6 +54,12 @@ pub struct VerifyArgs {
     /// A build's output directory (<out root>/<profile>), or an output root holding one per profile
     #[arg(long, value_name = "DIR")]
     pub output: Option<PathBuf>,
+    /// With --output: check the output's GPG signatures (`build-image --sign-key`) with this
+    /// key (the signer's armored or binary public key; a secret key file works too); a missing
+    /// or bad signature, or none at all, is a `signature` finding. Without it, signatures are
+    /// noted, not checked
+    #[arg(long, value_name = "FILE", requires = "output")]
+    pub trusted_key: Option<PathBuf>,
     /// Print the reports as JSON on stdout
     #[arg(long)]
     pub json: bool,
@@ -129,6 +135,7 @@ pub fn verify(
         ("--output", &args.output, true),
         ("--disk", &args.disk, false),
         ("--manifest", &args.manifest, false),
+        ("--trusted-key", &args.trusted_key, false),
     ] {
         if let Some(p) = path {
             let p = cwd.join(p);
@@ -164,6 +171,13 @@ pub fn verify(
             progress,
         )?,
     };
+    let trusted_key = args.trusted_key.as_ref().map(|k| cwd.join(k));
+    // gpgv's keyrings, for --trusted-key (removed after).
+    let scratch = tempfile::tempdir().context("cannot make a temporary directory")?;
+    let signatures = audit::verify::Signatures {
+        trusted_key: trusted_key.as_deref(),
+        scratch: scratch.path(),
+    };
     let mut reports: Vec<Report> = Vec::new();
     let mut _copied = None;
     for exp in &reference.expected {
@@ -178,7 +192,7 @@ pub fn verify(
             } else {
                 out.join(&exp.manifest.profile)
             };
-            audit::verify::output_dir(exp, &dir)?
+            audit::verify::output_dir(exp, &dir, signatures)?
         } else if let Some(image) = &args.image {
             let (layout, tag) = match image.strip_prefix("docker://") {
                 Some(_) => {

@@ -6,8 +6,9 @@
 //! What a master should be is a manifest.json ([`Expected`]): written by a build of the
 //! profile (the command line builds into a temporary directory) or given. The rules are
 //! [`rules`], shared with the installer's `--verify`. Images are read in-process: squashfs by
-//! [`squashfs`], GPT by [`gpt`], OCI layouts and their tar layers by [`oci`]. Nothing here reads
-//! the environment or the clock.
+//! [`squashfs`], GPT by [`gpt`], OCI layouts and their tar layers by [`oci`]. A signed output
+//! directory is compared modulo its signatures, which `--trusted-key` checks ([`signed`]).
+//! Nothing here reads the environment or the clock.
 
 pub mod diff;
 pub mod fat;
@@ -15,6 +16,7 @@ pub mod gpt;
 pub mod oci;
 pub mod rebuild;
 pub mod rules;
+pub mod signed;
 pub mod squashfs;
 pub mod verify;
 pub mod view;
@@ -149,6 +151,10 @@ pub enum AuditError {
     Unreadable { path: PathBuf, why: String },
     #[error(transparent)]
     Squashfs(#[from] squashfs::ReadError),
+    /// gpg or gpgv could not be run, or the trusted key could not be read (a signature that
+    /// does not verify is a finding, not this).
+    #[error(transparent)]
+    Sign(#[from] crate::attest::sign::SignError),
 }
 
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> AuditError + '_ {

@@ -17,7 +17,12 @@
 //! - a delivered secret: a regular file with its declared owner and mode (`secret`), its
 //!   content never read;
 //! - on an installed root only: the service user (`user`), the tmpfiles.d paths
-//!   (`tmpfiles`), and the units' enablement and masking (`disabled`).
+//!   (`tmpfiles`), the units' enablement and masking (`disabled`), and an installer switch
+//!   cut short (`interrupted`: its journal is there).
+//!
+//! One kind is `cargo xtask verify`'s only ([`Kind::VERIFY_ONLY`]): `signature`, a signature
+//! of a signed output directory that is missing or does not verify with `--trusted-key` (an
+//! installed root carries no signatures).
 
 use serde::Serialize;
 use std::fmt;
@@ -52,10 +57,17 @@ pub enum Kind {
     Tmpfiles,
     /// A unit is not enabled, or masked (an installed root).
     Disabled,
+    /// An installer switch was cut short: its journal `/var/lib/kubemint/switch` is there, the
+    /// live files may mix two builds until `--recover` (an installed root).
+    Interrupted,
+    /// A signature of an output directory is missing or does not verify with the trusted key
+    /// (`cargo xtask verify --output DIR --trusted-key KEY` only).
+    Signature,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 13] = [
+    /// The kinds both verifiers print: the installer's script prints exactly these.
+    pub const ALL: [Kind; 14] = [
         Kind::Missing,
         Kind::Type,
         Kind::Target,
@@ -69,7 +81,33 @@ impl Kind {
         Kind::User,
         Kind::Tmpfiles,
         Kind::Disabled,
+        Kind::Interrupted,
     ];
+
+    /// The kinds only `cargo xtask verify` reports (about what an output directory carries
+    /// beside the image: its signatures).
+    pub const VERIFY_ONLY: [Kind; 1] = [Kind::Signature];
+
+    /// Whether the installer's `--verify` reports this kind too (it is in [`Kind::ALL`]).
+    pub fn shared(self) -> bool {
+        match self {
+            Kind::Missing
+            | Kind::Type
+            | Kind::Target
+            | Kind::Mode
+            | Kind::Owner
+            | Kind::Changed
+            | Kind::Unexpected
+            | Kind::DropIn
+            | Kind::Override
+            | Kind::Secret
+            | Kind::User
+            | Kind::Tmpfiles
+            | Kind::Disabled
+            | Kind::Interrupted => true,
+            Kind::Signature => false,
+        }
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -86,6 +124,8 @@ impl Kind {
             Kind::User => "user",
             Kind::Tmpfiles => "tmpfiles",
             Kind::Disabled => "disabled",
+            Kind::Interrupted => "interrupted",
+            Kind::Signature => "signature",
         }
     }
 }
@@ -153,6 +193,20 @@ mod tests {
         printed.remove("symlink");
         let ours: BTreeSet<String> = Kind::ALL.iter().map(|k| k.name().to_owned()).collect();
         assert_eq!(printed, ours);
+    }
+
+    /// Every kind is in exactly one of the two lists (`shared`'s match names every kind, so a
+    /// new kind must be placed).
+    #[test]
+    fn every_kind_is_shared_or_verify_only() {
+        assert!(Kind::ALL.iter().all(|k| k.shared()));
+        assert!(Kind::VERIFY_ONLY.iter().all(|k| !k.shared()));
+        let names: BTreeSet<&str> = Kind::ALL
+            .iter()
+            .chain(&Kind::VERIFY_ONLY)
+            .map(|k| k.name())
+            .collect();
+        assert_eq!(names.len(), Kind::ALL.len() + Kind::VERIFY_ONLY.len());
     }
 
     #[test]

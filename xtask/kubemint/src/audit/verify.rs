@@ -260,7 +260,15 @@ pub fn check_view(
             );
         }
     }
-    // A root: the units' enablement (the image's own .wants links) and masking.
+    // A root: an installer switch cut short, the units' enablement (the image's own .wants
+    // links) and masking.
+    if !image && view.get(INSTALLER_JOURNAL).is_some() {
+        out.push(Finding::new(
+            Kind::Interrupted,
+            INSTALLER_JOURNAL,
+            "an install or rollback was cut short: run the installer with --recover".to_owned(),
+        ));
+    }
     if !image {
         for row in m.files.iter().filter(|r| r.kind == "symlink") {
             let Some(rest) = row.path.strip_prefix(rules::SHIPPED_UNITS_DIR) else {
@@ -291,6 +299,9 @@ pub fn check_view(
     }
     (out, checked)
 }
+
+/// The installer's switch journal: there only while a switch between generations is under way.
+const INSTALLER_JOURNAL: &str = "/var/lib/kubemint/switch";
 
 fn report(m: &Manifest, target: &str) -> Report {
     Report {
@@ -535,46 +546,86 @@ fn oci_findings(
     ))
 }
 
+/// How `verify --output` treats signatures.
+#[derive(Clone, Copy, Debug)]
+pub struct Signatures<'a> {
+    /// Check every signature with this key (`--trusted-key`: an armored or binary OpenPGP key,
+    /// public or secret); without one, signatures present are a note.
+    pub trusted_key: Option<&'a Path>,
+    /// A directory (it must exist) for gpgv's keyrings: each check makes one below it and
+    /// removes it after.
+    pub scratch: &'a Path,
+}
+
 /// A build's output directory: every output row's file with its size and sha256, SHA256SUMS,
-/// manifest.json itself, and each image inside.
-pub fn output_dir(exp: &Expected, dir: &Path) -> Result<Report, AuditError> {
+/// manifest.json itself, each image inside, and its signatures ([`super::signed`]).
+///
+/// A signed output (`build-image --sign-key`) is compared with an unsigned reference without
+/// the key: manifest.json modulo its `signature` rows and its `report` row's digests, the
+/// page re-rendered from this manifest.json, SHA256SUMS modulo the lines of the signatures,
+/// manifest.json and the page (each line still checked against its file). The signatures'
+/// own rows are checked against their files; with a trusted key, each signature is verified.
+pub fn output_dir(
+    exp: &Expected,
+    dir: &Path,
+    signatures: Signatures<'_>,
+) -> Result<Report, AuditError> {
+    use super::signed;
     let m = &exp.manifest;
     let mut r = report(m, &dir.display().to_string());
     let mut findings = Vec::new();
     let mut checked = 0;
-    // manifest.json itself.
+    // manifest.json itself: the same bytes, or the same modulo the signatures.
     let here = dir.join("manifest.json");
     checked += 1;
+    let mut own: Option<serde_json::Value> = None;
     match std::fs::read(&here) {
         Err(_) => findings.push(Finding::new(Kind::Missing, "manifest.json", "missing")),
-        Ok(bytes) if bytes != exp.bytes => {
-            let (w, g) = (
-                crate::util::hash::sha256_hex(&exp.bytes),
-                crate::util::hash::sha256_hex(&bytes),
-            );
-            findings.push(
-                Finding::new(
-                    Kind::Changed,
-                    "manifest.json",
-                    format!("sha256 {g}, expected {w}"),
-                )
-                .values(w, g),
-            );
+        Ok(bytes) => {
+            own = serde_json::from_slice(&bytes).ok();
+            if bytes != exp.bytes {
+                let want: serde_json::Value =
+                    serde_json::from_slice(&exp.bytes).unwrap_or_default();
+                let drift = match &own {
+                    Some(got) => signed::manifest_drift(&want, got),
+                    None => vec!["(not JSON)".to_owned()],
+                };
+                if !drift.is_empty() {
+                    let (w, g) = (
+                        crate::util::hash::sha256_hex(&exp.bytes),
+                        crate::util::hash::sha256_hex(&bytes),
+                    );
+                    findings.push(
+                        Finding::new(
+                            Kind::Changed,
+                            "manifest.json",
+                            format!("sha256 {g}, expected {w} (differs in {})", drift.join(", ")),
+                        )
+                        .values(w, g),
+                    );
+                }
+            }
         }
-        Ok(_) => {}
     }
+    let own_rows = own.as_ref().map(signed::output_rows).unwrap_or_default();
     // Every output row.
     let mut present = BTreeSet::new();
+    let mut absent = BTreeSet::new();
     for o in &m.outputs {
         checked += 1;
         let path = dir.join(&o.path);
         present.insert(o.path.clone());
         if !path.exists() {
+            absent.insert(o.path.clone());
             findings.push(Finding::new(
                 Kind::Missing,
                 &o.path,
                 format!("the {} is missing", o.kind),
             ));
+            continue;
+        }
+        // A signature's bytes depend on the key: checked against this output's own row below.
+        if o.kind == "signature" {
             continue;
         }
         let (size, sha) = if o.kind == "oci-layout" {
@@ -583,7 +634,14 @@ pub fn output_dir(exp: &Expected, dir: &Path) -> Result<Report, AuditError> {
             let (sha, size) = crate::util::hash::sha256_file(&path).map_err(io_err(&path))?;
             (size, sha)
         };
-        if (size, &sha) != (o.size, &o.sha256) {
+        // The page shows every output row, signatures too: a signed output's page is the one
+        // its own manifest.json renders (which is the reference's, modulo the signatures).
+        if (size, &sha) != (o.size, &o.sha256)
+            && !(o.kind == "report"
+                && own
+                    .as_ref()
+                    .is_some_and(|v| signed::page_of(v).is_some_and(|p| p.sha256 == sha)))
+        {
             findings.push(
                 Finding::new(
                     Kind::Changed,
@@ -612,7 +670,41 @@ pub fn output_dir(exp: &Expected, dir: &Path) -> Result<Report, AuditError> {
             _ => {}
         }
     }
-    // SHA256SUMS: every line holds, and (given a reference build) it is the same file.
+    // This output's own signature and page rows: their files are what its manifest.json says.
+    for o in own_rows
+        .iter()
+        .filter(|o| matches!(o.kind.as_str(), "signature" | "report"))
+    {
+        checked += 1;
+        let path = dir.join(&o.path);
+        present.insert(o.path.clone());
+        if !path.exists() {
+            if absent.insert(o.path.clone()) {
+                findings.push(Finding::new(
+                    Kind::Missing,
+                    &o.path,
+                    format!("the {} is missing (manifest.json lists it)", o.kind),
+                ));
+            }
+            continue;
+        }
+        let (sha, size) = crate::util::hash::sha256_file(&path).map_err(io_err(&path))?;
+        if (size, &sha) != (o.size, &o.sha256) {
+            findings.push(
+                Finding::new(
+                    Kind::Changed,
+                    &o.path,
+                    format!(
+                        "{}: size {size} sha256 {sha}, but manifest.json lists size {} sha256 {}",
+                        o.kind, o.size, o.sha256
+                    ),
+                )
+                .values(o.sha256.clone(), sha),
+            );
+        }
+    }
+    // SHA256SUMS: every line holds, and (given a reference build) it is the same file, modulo
+    // the signatures.
     let sums = dir.join("SHA256SUMS");
     checked += 1;
     match std::fs::read_to_string(&sums) {
@@ -649,19 +741,38 @@ pub fn output_dir(exp: &Expected, dir: &Path) -> Result<Report, AuditError> {
                 && let Ok(want) = std::fs::read_to_string(reference.join("SHA256SUMS"))
                 && want != text
             {
-                findings.push(Finding::new(
-                    Kind::Changed,
-                    "SHA256SUMS",
-                    "differs from the reference build's",
-                ));
+                let signatures: BTreeSet<String> = m
+                    .outputs
+                    .iter()
+                    .chain(&own_rows)
+                    .filter(|o| o.kind == "signature")
+                    .map(|o| o.path.clone())
+                    .collect();
+                let drift = signed::sums_drift(&want, &text, &signatures);
+                if !drift.is_empty() {
+                    findings.push(Finding::new(
+                        Kind::Changed,
+                        "SHA256SUMS",
+                        format!("differs from the reference build's: {}", drift.join("; ")),
+                    ));
+                }
             }
         }
     }
+    // Signatures: verified with the trusted key, else a note.
+    let is_signed = signed::is_signed(dir, &own_rows);
+    let (f, c, notes) = signed::check(dir, &own_rows, signatures.trusted_key, signatures.scratch)?;
+    findings.extend(f);
+    checked += c;
+    r.notes.extend(notes);
     // Anything else in the directory.
     let mut known: BTreeSet<String> = ["manifest.json", "SHA256SUMS", "build-key.json"]
         .iter()
         .map(|s| (*s).to_owned())
         .collect();
+    if is_signed {
+        known.insert(signed::SUMS_SIGNATURE.to_owned());
+    }
     known.extend(present.iter().cloned());
     // What SHA256SUMS lists (the reference build's when there is one, else this one's): the
     // files beside the images (an update server's SHA256SUMS) are outputs too.
