@@ -53,7 +53,7 @@ fn rows(table: &str) -> Vec<&str> {
 
 /// Where test artefacts are kept: `<target dir>/test-artifacts`, the target dir being the one
 /// this test binary was built into (`CARGO_TARGET_DIR`, or the workspace's `target/`).
-fn artifacts() -> PathBuf {
+pub(crate) fn artifacts() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     // <target>/<profile>/deps/it-<hash>
     let target = exe.ancestors().nth(3).unwrap().to_owned();

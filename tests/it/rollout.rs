@@ -158,7 +158,16 @@ fn a_booted_master_updates_rolls_back_a_bad_version_and_survives_a_power_cut() {
         back <= 60.0 + 30.0,
         "{back} s from the failed gate to healthy: {r}"
     );
-    eprintln!("v3 rolled back: healthy on v2 again {back} s after the failed gate");
+    let figures = format!(
+        "{figures}update v2 -> v3, rolled back (TCG): healthy on v2 again {back} s after the failed gate\n"
+    );
+    eprint!("{figures}");
+    // Kept for README's figures, like the report's screenshot.
+    std::fs::write(
+        crate::report::artifacts().join("rollout-figures.txt"),
+        &figures,
+    )
+    .unwrap();
     assert!(
         r["rollout"]["bad"]
             .as_array()
