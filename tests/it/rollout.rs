@@ -125,10 +125,11 @@ fn a_booted_master_updates_rolls_back_a_bad_version_and_survives_a_power_cut() {
     assert_eq!(r["version_after"], v2.as_str(), "{r}");
     assert_eq!(r["rolled_back"], false, "{r}");
     assert!(r["update_seconds"].as_f64().is_some(), "{r}");
-    eprintln!(
-        "update from v1 to v2: healthy on v2 after {} s",
+    let figures = format!(
+        "update v1 -> v2 (TCG): healthy on v2 {} s after the update started\n",
         r["update_seconds"]
     );
+    eprint!("{figures}");
     assert_eq!(r["rollout"]["good"], v2.as_str(), "{r}");
     assert_eq!(r["rollout"]["fallback"], v1.as_str(), "{r}");
     assert_eq!(records(&r, &v1, "good").len(), 1, "{r}");
