@@ -181,6 +181,23 @@ fn sboms_and_provenance_validate_and_are_the_same_bytes_every_build() {
             "{input} not a dependency"
         );
     }
+    // The generator, by version and by the git commit it was built from (this checkout's).
+    let generator = deps
+        .iter()
+        .find(|d| d["annotations"]["kind"] == "generator")
+        .expect("the generator is a dependency");
+    let head = crate::support::sh(&format!(
+        "git -C '{}' rev-parse HEAD 2>/dev/null",
+        repo().display()
+    ));
+    if head.status.success() {
+        let head = text(&head.stdout).trim().to_owned();
+        assert_eq!(
+            generator["digest"]["gitCommit"],
+            head.as_str(),
+            "{generator}"
+        );
+    }
     assert!(
         prov["predicate"]["runDetails"].get("metadata").is_none(),
         "no start or finish time"

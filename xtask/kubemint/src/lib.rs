@@ -30,6 +30,8 @@ pub mod util;
 /// The generator's name and version, as recorded in every manifest.
 pub const GENERATOR: &str = "kubemint";
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The git revision this library was built from (`build.rs`), or `unknown`.
+pub const REVISION: &str = env!("KUBEMINT_REVISION");
 
 // The library's paths from before the stages got folders, kept so that code written against
 // them (`kubemint::hash`, `kubemint::sample`, …) keeps building.

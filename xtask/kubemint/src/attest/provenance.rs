@@ -50,11 +50,20 @@ pub fn document(subject: &Subject<'_>, subjects: &[(String, String)]) -> Vec<u8>
             dep
         })
         .collect();
-    deps.push(json!({
+    let mut generator = json!({
         "name": crate::GENERATOR,
         "uri": format!("pkg:generic/{}@{}", crate::GENERATOR, crate::VERSION),
-        "annotations": { "kind": "generator", "version": crate::VERSION },
-    }));
+        "annotations": {
+            "kind": "generator",
+            "version": crate::VERSION,
+            "revision": crate::REVISION,
+        },
+    });
+    // The generator's source revision, as in-toto names a git commit digest.
+    if crate::REVISION != "unknown" {
+        generator["digest"] = json!({ "gitCommit": crate::REVISION });
+    }
+    deps.push(generator);
     let mut external = json!({
         "profileSet": subject.set,
         "profile": plan.profile,
@@ -89,7 +98,7 @@ pub fn document(subject: &Subject<'_>, subjects: &[(String, String)]) -> Vec<u8>
             "runDetails": {
                 "builder": {
                     "id": format!("{URI}/builder/{}", crate::GENERATOR),
-                    "version": { crate::GENERATOR: crate::VERSION },
+                    "version": { crate::GENERATOR: crate::VERSION, "revision": crate::REVISION },
                 },
             },
         },

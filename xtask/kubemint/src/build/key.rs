@@ -37,7 +37,11 @@ pub fn key(
 ) -> String {
     let doc = json!({
         "format": FORMAT,
-        "generator": { "name": crate::GENERATOR, "version": crate::VERSION },
+        "generator": {
+            "name": crate::GENERATOR,
+            "version": crate::VERSION,
+            "revision": crate::REVISION,
+        },
         "compression": {
             "payload": crate::pack::deflate::tar::COMPRESSOR,
             "chunks": crate::pack::deflate::COMPRESSOR,
