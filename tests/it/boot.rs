@@ -179,6 +179,10 @@ fn the_bootable_disk_is_reproducible_and_has_the_layout_it_promises() {
     );
 }
 
+/// One VM at a time: two TCG guests on two cores each boot at half speed, and the suite's
+/// tests run on two threads.
+static ONE_VM: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// `cargo xtask vm` on the project's build; its JSON report.
 pub(crate) fn boot(
     p: &Project,
@@ -207,7 +211,10 @@ pub(crate) fn boot(
     }
     // Under TCG, as the suite's budget is measured: KVM on these machines is nested, when it
     // runs at all.
-    let run = p.xtask(&args).env("KUBEMINT_VM_TCG", "1").output().unwrap();
+    let run = {
+        let _one = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
+        p.xtask(&args).env("KUBEMINT_VM_TCG", "1").output().unwrap()
+    };
     if serde_json::from_slice::<Value>(&run.stdout).is_err() {
         panic!(
             "xtask {args:?} gave no report (exit {}):\n{}",
