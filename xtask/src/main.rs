@@ -637,12 +637,8 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             );
         }
         Command::RebuildCheck(args) => {
-            let store_dir = cli
-                .store
-                .as_deref()
-                .map(|s| cwd.join(s))
-                .or_else(|| std::env::var_os("KUBEMINT_STORE").map(PathBuf::from))
-                .unwrap_or_else(|| root.join("vendor").join("store"));
+            // The store the other commands write to (`--store`, KUBEMINT_STORE, vendor/store).
+            let store_dir = stores.releases.write.clone();
             return audit::rebuild_check(args, &root, &cwd, &store_dir, &progress);
         }
         Command::DevSecrets(args) => {

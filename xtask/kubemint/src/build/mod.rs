@@ -619,17 +619,7 @@ fn write_outputs(
         .map(|o| (o.path.clone(), o.sha256.clone()))
         .collect();
     // The update server's SHA256SUMS beside each extension image.
-    for o in disk_outputs
-        .iter()
-        .filter(|o| matches!(o.kind.as_str(), "sysext" | "confext"))
-    {
-        if let Some((sub, _)) = o.path.rsplit_once('/') {
-            let sums = format!("{sub}/SHA256SUMS");
-            if let Ok((sha256, _)) = crate::util::hash::sha256_file(&dir.join(&sums)) {
-                subjects.push((sums, sha256));
-            }
-        }
-    }
+    subjects.extend(disk_outputs.iter().filter_map(update_sums_row));
     let manifest_hex = image.manifest_digest["sha256:".len()..].to_owned();
     subjects.push((format!("oci/blobs/sha256/{manifest_hex}"), manifest_hex));
     subjects.sort();
@@ -673,11 +663,7 @@ fn write_outputs(
     if let Some(signer) = &signer {
         progress.step(&format!("signing the provenance of {}", plan.profile));
         let mut signed = vec![attest::PROVENANCE_FILE.to_owned()];
-        for sums in ["extensions/SHA256SUMS", "confexts/SHA256SUMS"] {
-            if dir.join(sums).is_file() {
-                signed.push(sums.to_owned());
-            }
-        }
+        signed.extend(outputs.iter().filter_map(update_sums).map(|(path, _)| path));
         for rel in signed {
             let sig = signer.sign(&dir.join(&rel))?;
             let (sha256, size) = crate::util::hash::sha256_file(&sig).map_err(io_err(&sig))?;
@@ -714,17 +700,8 @@ fn write_outputs(
 
     // Every output file, the layout's included, for `sha256sum -c SHA256SUMS`.
     let mut sums: Vec<(String, String)> = Vec::new();
-    let mut sums_rows: Vec<(String, String)> = Vec::new();
     for o in outputs.iter().chain(std::iter::once(&manifest_row)) {
-        if matches!(o.kind.as_str(), "sysext" | "confext") {
-            // The update server's SHA256SUMS beside the image.
-            if let Some((sub, _)) = o.path.rsplit_once('/') {
-                let sums = format!("{sub}/SHA256SUMS");
-                let (sha256, _) = crate::util::hash::sha256_file(&dir.join(&sums))
-                    .map_err(io_err(&dir.join(&sums)))?;
-                sums_rows.push((sums, sha256));
-            }
-        }
+        sums.extend(update_sums_row(o));
         if o.kind == "oci-layout" {
             for (rel, sha256) in oci::layout_sums(&layout).map_err(io_err(&layout))? {
                 sums.push((format!("{}/{rel}", o.path), sha256));
@@ -733,7 +710,6 @@ fn write_outputs(
             sums.push((o.path.clone(), o.sha256.clone()));
         }
     }
-    sums.extend(sums_rows);
     sums.sort();
     let text: String = sums
         .iter()
@@ -926,14 +902,16 @@ fn write_disk_images(
             squashfs::squashfs_file_unsynced(&part, "/", plan.epoch, &path, how)
                 .map_err(|e| io_err(&path)(e.into()))?;
         syncer.sync(&path, file)?;
-        let sums = format!("{sha256}  {versioned}\n");
-        write_small(&folder, "sums", "SHA256SUMS", sums.as_bytes(), syncer)?;
-        outputs.push(Output {
+        let image = Output {
             kind: kind.into(),
             path: format!("{sub}/{versioned}"),
             size,
             sha256,
-        });
+        };
+        if let Some((sums, text)) = update_sums(&image) {
+            write_small(dir, "sums", &sums, text.as_bytes(), syncer)?;
+        }
+        outputs.push(image);
     }
     // The disk image's partition holds the sysext's very bytes.
     let sysext = &outputs[0];
@@ -983,6 +961,25 @@ fn write_disk_images(
         boot_ddi = Some(ddi);
     }
     Ok((outputs, ddi, boot_ddi))
+}
+
+/// The SHA256SUMS an update server serves beside an extension image (`extensions/SHA256SUMS`
+/// for `extensions/kubemint-<profile>_<version>.raw`): its path and its text, one line. Derived
+/// from the image's row, so nobody reads the file back for its digest.
+fn update_sums(image: &Output) -> Option<(String, String)> {
+    if !matches!(image.kind.as_str(), "sysext" | "confext") {
+        return None;
+    }
+    let (sub, name) = image.path.rsplit_once('/')?;
+    Some((
+        format!("{sub}/SHA256SUMS"),
+        format!("{}  {name}\n", image.sha256),
+    ))
+}
+
+/// [`update_sums`] as a (path, sha256) pair, for SHA256SUMS and the provenance's subjects.
+fn update_sums_row(image: &Output) -> Option<(String, String)> {
+    update_sums(image).map(|(path, text)| (path, crate::util::hash::sha256_hex(text.as_bytes())))
 }
 
 fn create(path: &Path) -> Result<File, BuildError> {
