@@ -289,33 +289,8 @@ fn curl(args: &str) -> String {
     ok(&format!("curl -fsS {args}"))
 }
 
-/// Pushes one blob of the layout `dir` to `repo` on registry `r` (monolithic upload).
-fn push_blob(r: &str, repo: &str, dir: &Path, digest: &str) {
-    let headers = curl(&format!(
-        "-D - -o /dev/null -X POST http://{r}/v2/{repo}/blobs/uploads/"
-    ));
-    let location = headers
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("Location: ")
-                .or_else(|| l.strip_prefix("location: "))
-        })
-        .unwrap()
-        .trim();
-    let location = if location.starts_with('/') {
-        format!("http://{r}{location}")
-    } else {
-        location.to_owned()
-    };
-    let sep = if location.contains('?') { '&' } else { '?' };
-    curl(&format!(
-        "-X PUT -H 'Content-Type: application/octet-stream' --data-binary @'{}' '{location}{sep}digest={digest}'",
-        dir.join("oci/blobs/sha256").join(&digest[7..]).display()
-    ));
-}
-
 #[test]
-fn artefacts_go_to_a_registry_and_are_found_by_the_image_digest() {
+fn push_copies_the_image_and_its_artefacts_with_skopeo_and_back_found_by_the_image_digest() {
     let p = Project::new();
     let dir = p.build_sample("master-1");
     let m = manifest(&dir);
@@ -324,52 +299,35 @@ fn artefacts_go_to_a_registry_and_are_found_by_the_image_digest() {
     let registry = Registry::start(work.path());
     let r = &registry.addr;
     let repo = "kubemint/master-1";
-    // skopeo copies the image (only the image).
-    ok(&format!(
-        "skopeo copy --dest-tls-verify=false 'oci:{}/oci:master-1' docker://{r}/{repo}:v1.14.2",
-        dir.display()
-    ));
-    // The artefacts: their blobs, then their manifests by digest.
-    let found = artefacts(&dir);
-    for (d, am) in &found {
-        push_blob(r, repo, &dir, am["config"]["digest"].as_str().unwrap());
-        push_blob(r, repo, &dir, am["layers"][0]["digest"].as_str().unwrap());
-        let digest = d["digest"].as_str().unwrap();
-        curl(&format!(
-            "-X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' --data-binary @'{}' http://{r}/v2/{repo}/manifests/{digest}",
-            dir.join("oci/blobs/sha256").join(&digest[7..]).display()
-        ));
-    }
-    // A registry with the referrers API lists them; one without gets the spec's fallback tag.
-    let status = ok(&format!(
-        "curl -s -o /dev/null -w '%{{http_code}}' http://{r}/v2/{repo}/referrers/{image}"
-    ));
-    let referrers_api = status.trim() == "200";
-    let fallback = format!("sha256-{}", &image[7..]);
-    if !referrers_api {
-        let index = json!({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.index.v1+json",
-            "manifests": found.iter().map(|(d, _)| d.clone()).collect::<Vec<_>>(),
-        });
-        let file = work.path().join("referrers.json");
-        std::fs::write(&file, serde_json::to_vec(&index).unwrap()).unwrap();
-        curl(&format!(
-            "-X PUT -H 'Content-Type: application/vnd.oci.image.index.v1+json' --data-binary @'{}' http://{r}/v2/{repo}/manifests/{fallback}",
-            file.display()
-        ));
-    }
+    // One command: skopeo copies the image, then its artefacts under the fallback tag.
+    let out = p.ok(&[
+        "push",
+        dir.to_str().unwrap(),
+        &format!("docker://{r}/{repo}"),
+        "--tag",
+        "v1.14.2",
+        "--no-tls-verify",
+        "--json",
+    ]);
+    let pushed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(pushed["digest"], image);
+    assert_eq!(pushed["artefacts"].as_array().unwrap().len(), 3);
     // The image is unchanged.
     let inspect: Value = serde_json::from_str(&ok(&format!(
         "skopeo inspect --tls-verify=false docker://{r}/{repo}:v1.14.2"
     )))
     .unwrap();
     assert_eq!(inspect["Digest"], image);
-    // Found again from the image's digest alone, with the very bytes written beside the outputs.
+    // Found from the image's digest alone: the referrers API where the registry has it, else
+    // the spec's fallback tag; each with the very bytes written beside the outputs.
     let accept = "-H 'Accept: application/vnd.oci.image.index.v1+json'";
-    let listing: Value = serde_json::from_str(&if referrers_api {
+    let status = ok(&format!(
+        "curl -s -o /dev/null -w '%{{http_code}}' http://{r}/v2/{repo}/referrers/{image}"
+    ));
+    let listing: Value = serde_json::from_str(&if status.trim() == "200" {
         curl(&format!("{accept} http://{r}/v2/{repo}/referrers/{image}"))
     } else {
+        let fallback = format!("sha256-{}", &image[7..]);
         curl(&format!(
             "{accept} http://{r}/v2/{repo}/manifests/{fallback}"
         ))
@@ -396,6 +354,40 @@ fn artefacts_go_to_a_registry_and_are_found_by_the_image_digest() {
             "{doc}"
         );
     }
+    // And back, by skopeo alone: the image with its digest, the artefacts with theirs.
+    let back = work.path().join("back");
+    let referrers = pushed["referrers"].as_str().unwrap();
+    let tag = referrers.rsplit(':').next().unwrap();
+    ok(&format!(
+        "skopeo copy --quiet --src-tls-verify=false docker://{r}/{repo}:v1.14.2 'oci:{b}:master-1' && \
+         skopeo copy --quiet --all --src-tls-verify=false '{referrers}' 'oci:{b}:{tag}'",
+        b = back.display()
+    ));
+    let inspect: Value = serde_json::from_str(&ok(&format!(
+        "skopeo inspect 'oci:{}:master-1'",
+        back.display()
+    )))
+    .unwrap();
+    assert_eq!(inspect["Digest"], image);
+    for (a, doc) in pushed["artefacts"].as_array().unwrap().iter().zip(DOCS) {
+        let hex = &a["digest"].as_str().unwrap()[7..];
+        let am = read_json(&back.join("blobs/sha256").join(hex));
+        assert_eq!(am["subject"]["digest"], image);
+        let layer = &am["layers"][0]["digest"].as_str().unwrap()[7..];
+        assert_eq!(
+            std::fs::read(back.join("blobs/sha256").join(layer)).unwrap(),
+            std::fs::read(dir.join(doc)).unwrap(),
+            "{doc}"
+        );
+    }
+    // A tag in the destination is refused before anything is pushed.
+    let said = p.fails(&[
+        "push",
+        dir.to_str().unwrap(),
+        &format!("docker://{r}/{repo}:v2"),
+        "--no-tls-verify",
+    ]);
+    assert!(said.contains("without a tag"), "{said}");
 }
 
 /// An Ed25519 signing key without a passphrase, made at a time before the sample's epoch:

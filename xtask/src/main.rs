@@ -7,6 +7,7 @@ mod base;
 mod bench_options;
 mod devsecrets;
 mod devtest;
+mod push;
 mod vm;
 
 use anyhow::{Context, Result, bail};
@@ -78,6 +79,8 @@ enum Command {
     Diff(audit::DiffArgs),
     /// Build profiles twice under different conditions and compare every output, naming the first differing field
     RebuildCheck(audit::RebuildArgs),
+    /// Push a build's OCI image and its attached SBOMs and provenance (skopeo), digests unchanged
+    Push(push::PushArgs),
 }
 
 /// Which profiles a command works on, and the plans' settings: the front end's request.
@@ -640,6 +643,14 @@ fn run(cli: Cli) -> Result<std::process::ExitCode> {
             // The store the other commands write to (`--store`, KUBEMINT_STORE, vendor/store).
             let store_dir = stores.releases.write.clone();
             return audit::rebuild_check(args, &root, &cwd, &store_dir, &progress);
+        }
+        Command::Push(args) => {
+            let pushed = push::run(&args, &cwd)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&pushed)?);
+            } else {
+                print!("{}", push::render(&pushed));
+            }
         }
         Command::DevSecrets(args) => {
             let profiles = profiles_dir(&root, &cwd, args.profiles_dir.clone());

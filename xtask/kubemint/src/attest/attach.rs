@@ -106,3 +106,113 @@ pub fn attach(
     )?;
     Ok(attached)
 }
+
+/// The spec's fallback tag for the referrers of the manifest `digest` (`sha256:<hex>`):
+/// `sha256-<hex>`, which a registry without the referrers API serves in its place.
+pub fn fallback_tag(digest: &str) -> String {
+    digest.replacen(':', "-", 1)
+}
+
+/// The referrers of `subject` in the layout `layout`: every manifest its index.json lists
+/// whose `subject` is that digest, as the index lists it (media type, artefact type, digest,
+/// size, annotations), in index order. A listed manifest whose blob is missing is an error:
+/// the layout is not whole.
+pub fn referrers(layout: &Path, subject: &str) -> io::Result<Vec<Value>> {
+    let index: Value = serde_json::from_slice(&fs::read(layout.join("index.json"))?)?;
+    let mut found = Vec::new();
+    for d in index["manifests"].as_array().into_iter().flatten() {
+        let Some(hex) = d["digest"].as_str().and_then(|s| s.strip_prefix("sha256:")) else {
+            continue;
+        };
+        if d["mediaType"] != MANIFEST_MEDIA_TYPE || hex.contains(['/', '.']) {
+            continue;
+        }
+        let path = layout.join("blobs").join("sha256").join(hex);
+        let m: Value = serde_json::from_slice(
+            &fs::read(&path)
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?,
+        )?;
+        if m["subject"]["digest"] == subject {
+            found.push(d.clone());
+        }
+    }
+    Ok(found)
+}
+
+/// The image index a registry without the referrers API keeps under the fallback tag: the
+/// referrers' descriptors, canonical JSON (so the same referrers give the same bytes).
+pub fn referrers_index(referrers: &[Value]) -> Vec<u8> {
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": INDEX_MEDIA_TYPE,
+        "manifests": referrers,
+    });
+    canonical::to_vec(&index).expect("an index serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_referrers_of_an_image_are_its_attached_artefacts_in_index_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = dir.path();
+        fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
+        let image_bytes = br#"{"schemaVersion":2}"#;
+        let image_digest = blob(layout, image_bytes).unwrap();
+        let index = json!({
+            "schemaVersion": 2,
+            "mediaType": INDEX_MEDIA_TYPE,
+            "manifests": [{ "mediaType": MANIFEST_MEDIA_TYPE, "digest": image_digest, "size": image_bytes.len() }],
+        });
+        fs::write(
+            layout.join("index.json"),
+            canonical::to_vec(&index).unwrap(),
+        )
+        .unwrap();
+        let image = Image {
+            manifest_digest: image_digest.clone(),
+            manifest_size: image_bytes.len() as u64,
+            config_digest: String::new(),
+            diff_ids: Vec::new(),
+            layers: Vec::new(),
+        };
+        let docs = [
+            Document {
+                artifact_type: SPDX_TYPE,
+                title: "sbom.spdx.json",
+                bytes: b"{\"spdx\":1}",
+            },
+            Document {
+                artifact_type: IN_TOTO_TYPE,
+                title: "provenance.intoto.json",
+                bytes: b"{\"in-toto\":1}",
+            },
+        ];
+        let attached = attach(layout, &image, &docs, Epoch::new(1).unwrap()).unwrap();
+        let found = referrers(layout, &image_digest).unwrap();
+        let digests: Vec<&str> = found
+            .iter()
+            .map(|d| d["digest"].as_str().unwrap())
+            .collect();
+        let want: Vec<&str> = attached.iter().map(|a| a.digest.as_str()).collect();
+        assert_eq!(digests, want);
+        assert_eq!(found[1]["artifactType"], IN_TOTO_TYPE);
+        // Nothing refers to an artefact; the image is not its own referrer.
+        assert!(referrers(layout, &attached[0].digest).unwrap().is_empty());
+        // The fallback tag and its index: the same referrers, the same bytes.
+        assert_eq!(
+            fallback_tag(&image_digest),
+            format!("sha256-{}", &image_digest[7..])
+        );
+        let bytes = referrers_index(&found);
+        assert_eq!(
+            bytes,
+            referrers_index(&referrers(layout, &image_digest).unwrap())
+        );
+        let v: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(v["mediaType"], INDEX_MEDIA_TYPE);
+        assert_eq!(v["manifests"].as_array().unwrap().len(), 2);
+    }
+}
