@@ -214,6 +214,95 @@ fn verify_names_each_kind_of_drift_on_a_root() {
 }
 
 #[test]
+fn verify_checks_the_service_user_and_tmpfiles_paths_once_the_root_has_booted() {
+    support::require_tool("systemd-sysusers");
+    support::require_tool("systemd-tmpfiles");
+    let p = Project::new();
+    let dir = p.build_sample("master-1");
+    let root = tempfile::tempdir().unwrap();
+    install(&dir, root.path());
+    let r = root.path();
+    let manifest = dir.join("manifest.json");
+    let verify = |json: bool| {
+        let mut args = vec![
+            "verify",
+            "--manifest",
+            manifest.to_str().unwrap(),
+            "--root",
+            r.to_str().unwrap(),
+        ];
+        if json {
+            args.push("--json");
+        }
+        p.run(&args)
+    };
+    // Not booted yet: the user and the tmpfiles.d paths come at the first boot (a note).
+    let out = verify(false);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    let said = text(&out.stdout) + &text(&out.stderr);
+    assert!(said.contains("made at its first boot"), "{said}");
+    // What the first boot does, by systemd's own tools, from the image's own declarations.
+    support::sh_ok(&format!(
+        "systemd-sysusers --root='{r}' && systemd-tmpfiles --root='{r}' --create",
+        r = r.display()
+    ));
+    let out = verify(false);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    // Drift in what the first boot made.
+    let conf = std::fs::read_to_string(r.join("usr/lib/tmpfiles.d/kubemint.conf")).unwrap();
+    let dirs: Vec<&str> = conf
+        .lines()
+        .filter_map(|l| l.strip_prefix("d "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let (chmodded, removed) = (dirs[0], dirs[dirs.len() - 1]);
+    let at = |path: &str| r.join(path.trim_start_matches('/'));
+    sh(&format!("chmod 0777 '{}'", at(chmodded).display()));
+    std::fs::remove_dir_all(at(removed)).unwrap();
+    let user = std::fs::read_to_string(r.join("usr/lib/sysusers.d/kubemint.conf"))
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("u ")
+                .map(|x| x.split_whitespace().next().unwrap().to_owned())
+        })
+        .unwrap();
+    let group = std::fs::read_to_string(r.join("etc/group")).unwrap();
+    let without: String = group
+        .lines()
+        .filter(|l| !l.starts_with(&format!("{user}:")))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(r.join("etc/group"), without).unwrap();
+    let out = verify(true);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let f = findings(&out);
+    let shown = serde_json::to_string_pretty(&f).unwrap();
+    assert!(has(&f, "tmpfiles", chmodded), "{shown}");
+    assert!(has(&f, "tmpfiles", removed), "{shown}");
+    assert!(has(&f, "user", &format!("group {user}")), "{shown}");
+    // The same root, judged by the installer's own --verify: the same kinds on the same paths.
+    let out = sh(&format!(
+        "sh '{}' --root '{}' --verify",
+        dir.join("master-1-install.sh").display(),
+        r.display()
+    ));
+    let said = text(&out.stdout) + &text(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains(&format!("tmpfiles: {chmodded}:")), "{said}");
+    assert!(said.contains(&format!("tmpfiles: {removed}:")), "{said}");
+    assert!(
+        said.contains(&format!("user: group {user}: missing")),
+        "{said}"
+    );
+}
+
+#[test]
 fn verify_names_a_flipped_byte_in_an_oci_layer_and_a_changed_file_in_a_squashfs() {
     let p = Project::new();
     let dir = p.build_sample("master-1");
@@ -489,6 +578,59 @@ fn verify_reads_the_bootable_disk_s_esp_and_names_a_changed_extension_in_it() {
     let shown = serde_json::to_string_pretty(&f).unwrap();
     assert!(has(&f, "changed", &node.path), "{shown}");
     assert!(has(&f, "changed", path), "{shown}");
+
+    // The base's parts: a byte of the /usr partition and of the kernel image flipped, each
+    // named (the partition by its label, the kernel by its path in the ESP). The manifest
+    // records each file of the ESP with its digest, and the /usr partition's.
+    let m = support::manifest(&dir);
+    let esp_files = m["boot"]["partitions"][0]["files"].as_array().unwrap();
+    let recorded: Vec<&str> = esp_files
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert!(recorded.contains(&"EFI/BOOT/BOOTX64.EFI"), "{recorded:?}");
+    let uki = recorded
+        .iter()
+        .find(|p| p.starts_with("EFI/Linux/"))
+        .expect("the kernel image is recorded")
+        .to_string();
+    let usr = img
+        .partitions
+        .iter()
+        .find(|x| x.type_guid == kubemint::audit::gpt::USR_X86_64 && x.label != "_empty")
+        .unwrap();
+    let kernel = fat
+        .walk()
+        .unwrap()
+        .into_iter()
+        .find(|n| n.path == uki)
+        .unwrap();
+    let kernel_at = fat.contiguous(&kernel).unwrap().unwrap();
+    for byte in [usr.offset() + 4096 * 3 + 17, kernel_at + kernel.size / 2] {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&disk)
+            .unwrap();
+        let mut b = [0u8; 1];
+        f.read_exact_at(&mut b, byte).unwrap();
+        b[0] ^= 0x01;
+        f.write_all_at(&b, byte).unwrap();
+    }
+    let out = p.run(&[
+        "verify",
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--disk",
+        disk.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let f = findings(&out);
+    let shown = serde_json::to_string_pretty(&f).unwrap();
+    assert!(has(&f, "changed", &usr.label), "{shown}");
+    assert!(has(&f, "changed", &uki), "{shown}");
 }
 
 #[test]

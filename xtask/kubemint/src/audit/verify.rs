@@ -328,7 +328,139 @@ pub fn root(exp: &Expected, dir: &Path) -> Report {
             dir.display()
         ));
     }
+    let (findings, checked, notes) = system_state(m, &view, dir == Path::new("/"));
+    r.findings.extend(findings);
+    r.checked += checked;
+    r.notes.extend(notes);
     r
+}
+
+/// The image's own sysusers.d and tmpfiles.d files as `view` holds them, each only when it is
+/// the build's (same size and sha256; one that differs is already a `changed` finding and
+/// says nothing about what the build declared).
+fn declared(m: &Manifest, view: &dyn View, dir: &str) -> Vec<String> {
+    m.files
+        .iter()
+        .filter(|f| f.kind == "file" && f.path.starts_with(dir))
+        .filter(|f| {
+            view.get(&f.path)
+                .is_some_and(|a| a.kind == "file" && Some(a.size) == f.size)
+                && view.sha256(&f.path).ok() == f.sha256
+        })
+        .filter_map(|f| view.read(&f.path))
+        .collect()
+}
+
+/// The service user and the tmpfiles.d paths of an installed root, as the installer's
+/// `system_state` checks them: the users the image's sysusers.d declares (`user`), then each
+/// `d` and `L` line of its tmpfiles.d (`tmpfiles`). In a root that has not booted yet (no such
+/// user in its `/etc/passwd`, and not the running system `live`), both come at its first boot:
+/// a note, not a finding. Returns (findings, entries checked, notes).
+pub fn system_state(
+    m: &Manifest,
+    view: &dyn View,
+    live: bool,
+) -> (Vec<Finding>, usize, Vec<String>) {
+    let mut out = Vec::new();
+    let mut notes = Vec::new();
+    let mut checked = 0;
+    let users: Vec<String> = declared(m, view, "/usr/lib/sysusers.d/")
+        .iter()
+        .flat_map(|t| sysusers_users(t))
+        .collect();
+    let mut booted = true;
+    for u in &users {
+        checked += 1;
+        if view.id_of("passwd", u).is_none() {
+            if live {
+                out.push(Finding::new(Kind::User, u, "missing from /etc/passwd"));
+            } else {
+                notes.push(format!(
+                    "no user {u} yet: it and the tmpfiles.d paths are made at its first boot, not checked"
+                ));
+                booted = false;
+            }
+        } else if view.id_of("group", u).is_none() {
+            out.push(Finding::new(
+                Kind::User,
+                format!("group {u}"),
+                "missing from /etc/group",
+            ));
+        }
+    }
+    if !booted {
+        return (out, checked, notes);
+    }
+    let lines: Vec<String> = declared(m, view, "/usr/lib/tmpfiles.d/")
+        .iter()
+        .flat_map(|t| crate::pack::installer::tmpfiles_lines(t))
+        .collect();
+    for line in &lines {
+        checked += 1;
+        let f: Vec<&str> = line.split_whitespace().collect();
+        match *f.as_slice() {
+            ["d", path, mode, user, group, ..] => {
+                let Some(a) = view.get(path).filter(|a| a.kind == "dir") else {
+                    out.push(Finding::new(
+                        Kind::Tmpfiles,
+                        path,
+                        "missing or not a directory",
+                    ));
+                    continue;
+                };
+                if a.mode != parse_mode(mode) {
+                    out.push(
+                        Finding::new(
+                            Kind::Tmpfiles,
+                            path,
+                            format!("mode {:04o}, expected {mode}", a.mode),
+                        )
+                        .values(mode, format!("{:04o}", a.mode)),
+                    );
+                }
+                if let (Some(uid), Some(gid)) =
+                    (view.id_of("passwd", user), view.id_of("group", group))
+                    && (a.uid, a.gid) != (uid, gid)
+                {
+                    out.push(
+                        Finding::new(
+                            Kind::Tmpfiles,
+                            path,
+                            format!(
+                                "owner {}:{}, expected {uid}:{gid} ({user}:{group})",
+                                a.uid, a.gid
+                            ),
+                        )
+                        .values(format!("{uid}:{gid}"), format!("{}:{}", a.uid, a.gid)),
+                    );
+                }
+            }
+            ["L", path, _, _, _, target] => {
+                let got = view.get(path).and_then(|a| a.target);
+                if got.as_deref() != Some(target) {
+                    out.push(
+                        Finding::new(Kind::Tmpfiles, path, format!("not a symlink to {target}"))
+                            .values(target, got.unwrap_or_default()),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    (out, checked, notes)
+}
+
+/// The users a sysusers.d file declares (`u NAME …` lines).
+fn sysusers_users(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter_map(
+            |l| match l.split_whitespace().collect::<Vec<_>>().as_slice() {
+                ["u", name, ..] => Some((*name).to_owned()),
+                _ => None,
+            },
+        )
+        .collect()
 }
 
 /// The part of the tree a squashfs image carries: a confext `/etc`, a sysext `/usr` and `/opt`.
@@ -380,6 +512,32 @@ pub fn disk(exp: &Expected, path: &Path, shown: &str) -> Result<Report, AuditErr
     Ok(r)
 }
 
+/// A partition of the bootable disk as manifest.json's `boot` records it.
+#[derive(Debug, Default, serde::Deserialize)]
+struct BootPart {
+    label: String,
+    type_guid: String,
+    size: u64,
+    sha256: String,
+    #[serde(default)]
+    files: Vec<BootFile>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct BootFile {
+    path: String,
+    size: u64,
+    sha256: String,
+}
+
+/// The bootable disk's partitions the manifest records (none when the build had no base).
+fn boot_parts(m: &Manifest) -> Vec<BootPart> {
+    m.boot
+        .get("partitions")
+        .and_then(|p| serde_json::from_value(p.clone()).ok())
+        .unwrap_or_default()
+}
+
 fn disk_findings(
     m: &Manifest,
     path: &Path,
@@ -392,19 +550,57 @@ fn disk_findings(
     };
     let mut findings = Vec::new();
     let mut checked = 0;
+    // An ESP makes it the bootable disk: its base partitions are checked against the
+    // manifest's `boot`, and a root partition is the state systemd-repart made at first boot.
+    let bootable = table.partitions.iter().any(|p| p.type_guid == gpt::ESP);
+    let boot = boot_parts(m);
+    if bootable && boot.is_empty() {
+        notes.push(format!(
+            "{shown}: the manifest records no bootable disk (built without a base): the base's partitions, boot loader and kernel are not checked"
+        ));
+    }
     for p in &table.partitions {
         let place = format!("{shown} partition {} ({})", p.index, p.label);
+        let recorded = boot
+            .iter()
+            .find(|b| b.label == p.label && b.type_guid == p.type_guid);
         match p.type_guid.as_str() {
+            gpt::ROOT_X86_64 if bootable => notes.push(format!(
+                "{place}: the master's state (/etc, /var), made at its first boot: not part of the build, not checked"
+            )),
             gpt::ROOT_X86_64 => {
                 let (f, c) = squashfs_at(m, path, p.offset(), &place)?;
                 findings.extend(f);
                 checked += c;
             }
-            gpt::USR_X86_64 => notes.push(format!(
-                "{place}: the base's /usr, not the profile's: skipped"
-            )),
+            gpt::USR_X86_64 if p.label == crate::pack::boot::EMPTY => {}
+            gpt::USR_X86_64 => match recorded {
+                Some(b) => {
+                    checked += 1;
+                    let sha = range_sha256(path, p.offset(), b.size)?;
+                    if sha != b.sha256 {
+                        findings.push(
+                            Finding::new(
+                                Kind::Changed,
+                                &p.label,
+                                format!(
+                                    "the base's /usr: sha256 of its {} bytes {sha}, built {}",
+                                    b.size, b.sha256
+                                ),
+                            )
+                            .values(b.sha256.clone(), sha)
+                            .within(&place),
+                        );
+                    }
+                }
+                None if boot.is_empty() => {}
+                None => notes.push(format!(
+                    "{place}: a /usr this build did not make (an update's): not checked"
+                )),
+            },
             gpt::ESP => {
-                let (f, c, n) = esp_findings(m, path, p.offset(), &place)?;
+                let files = recorded.map(|b| b.files.as_slice()).unwrap_or_default();
+                let (f, c, n) = esp_findings(m, files, path, p.offset(), &place)?;
                 findings.extend(f);
                 checked += c;
                 notes.extend(n);
@@ -415,11 +611,14 @@ fn disk_findings(
     Ok((findings, checked, notes))
 }
 
-/// The ESP of a bootable disk: the sysext and confext it carries (`kubemint/extensions/`,
-/// `kubemint/confexts/`), each the very bytes of an output the manifest lists, and each
-/// verified inside. The boot loader and kernel come from the base: not checked here.
+/// The ESP of a bootable disk: each file the build put there (`files`, from the manifest:
+/// the boot loader, the kernel image, loader.conf, the extensions) with its size and sha256;
+/// the sysext and confext it carries (`kubemint/extensions/`, `kubemint/confexts/`), each the
+/// very bytes of an output the manifest lists, also verified inside. Files the ESP gained
+/// since (a random seed, an update's versions) are not the build's and not checked.
 fn esp_findings(
     m: &Manifest,
+    files: &[BootFile],
     path: &Path,
     offset: u64,
     place: &str,
@@ -433,6 +632,41 @@ fn esp_findings(
     let mut findings = Vec::new();
     let mut notes = Vec::new();
     let mut checked = 0;
+    for want in files {
+        checked += 1;
+        let Some(n) = nodes.iter().find(|n| !n.dir && n.path == want.path) else {
+            findings.push(Finding::new(Kind::Missing, &want.path, "not in the ESP").within(place));
+            continue;
+        };
+        let Some(at) = fat.contiguous(n).map_err(unreadable)? else {
+            notes.push(format!(
+                "{place} {}: its clusters are not contiguous: not read",
+                n.path
+            ));
+            continue;
+        };
+        let sha = if n.size == want.size {
+            range_sha256(path, at, n.size)?
+        } else {
+            String::new()
+        };
+        if sha != want.sha256 {
+            let got = if sha.is_empty() {
+                format!("{} bytes", n.size)
+            } else {
+                format!("sha256 {sha}")
+            };
+            findings.push(
+                Finding::new(
+                    Kind::Changed,
+                    &n.path,
+                    format!("{got}, built {} ({} bytes)", want.sha256, want.size),
+                )
+                .values(want.sha256.clone(), sha)
+                .within(place),
+            );
+        }
+    }
     for (kind, dir) in [
         ("sysext", "kubemint/extensions/"),
         ("confext", "kubemint/confexts/"),
@@ -458,7 +692,8 @@ fn esp_findings(
                 continue;
             };
             let sha = range_sha256(path, at, n.size)?;
-            if !rows.iter().any(|o| o.sha256 == sha && o.size == n.size) {
+            let recorded = files.iter().any(|f| f.path == n.path);
+            if !recorded && !rows.iter().any(|o| o.sha256 == sha && o.size == n.size) {
                 let want = rows.first().map(|o| o.sha256.clone()).unwrap_or_default();
                 findings.push(
                     Finding::new(

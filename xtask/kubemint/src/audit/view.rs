@@ -35,6 +35,8 @@ pub trait View {
     /// The numeric id of a user or group name, as the view's `/etc/passwd` and `/etc/group`
     /// say (`None` when they do not).
     fn id_of(&self, database: &str, name: &str) -> Option<u32>;
+    /// The text of the file at `path` (`None` when it is not a readable UTF-8 regular file).
+    fn read(&self, path: &str) -> Option<String>;
 }
 
 /// A directory holding a root file system.
@@ -109,6 +111,14 @@ impl View for RootView {
         None
     }
 
+    fn read(&self, path: &str) -> Option<String> {
+        let p = self.host(path);
+        if !p.symlink_metadata().ok()?.is_file() {
+            return None;
+        }
+        std::fs::read_to_string(p).ok()
+    }
+
     fn id_of(&self, database: &str, name: &str) -> Option<u32> {
         let p = self.host(&format!("/etc/{database}"));
         if p.symlink_metadata().ok()?.file_type().is_symlink() {
@@ -160,6 +170,11 @@ impl View for MemView {
     }
 
     fn id_of(&self, _: &str, _: &str) -> Option<u32> {
+        None
+    }
+
+    /// Image entries keep digests, not contents.
+    fn read(&self, _: &str) -> Option<String> {
         None
     }
 }

@@ -247,39 +247,49 @@ pub fn write_bootable(
     path: &Path,
     shown: &str,
 ) -> Result<(Ddi, String, u64), BootError> {
-    let file_size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).map_err(io_err(p));
     let name = format!("kubemint-{profile}.raw");
     let uki_name = format!("kubemint_{}.efi", base.release.version);
     let mut fat = Fat::new(volume_id(&sysext.sha256), "ESP");
-    fat.file(
-        "EFI/BOOT/BOOTX64.EFI",
-        Data::File {
-            path: base.systemd_boot.clone(),
-            size: file_size(&base.systemd_boot)?,
-        },
-    );
-    fat.file(
-        &format!("EFI/Linux/{uki_name}"),
-        Data::File {
-            path: base.uki.clone(),
-            size: file_size(&base.uki)?,
-        },
-    );
-    fat.file("loader/loader.conf", Data::Bytes(b"timeout 0\n".to_vec()));
-    fat.file(
-        &format!("kubemint/extensions/{name}"),
-        Data::File {
-            path: sysext.path.clone(),
-            size: sysext.size,
-        },
-    );
-    fat.file(
-        &format!("kubemint/confexts/{name}"),
-        Data::File {
-            path: confext.path.clone(),
-            size: confext.size,
-        },
-    );
+    // Each file of the ESP, recorded in the manifest with its digest.
+    let mut files = Vec::new();
+    let mut add = |fat: &mut Fat, at: &str, data: Data, sha256: String| {
+        let size = match &data {
+            Data::File { size, .. } => *size,
+            Data::Bytes(b) => b.len() as u64,
+        };
+        files.push(disk::PartFile {
+            path: at.to_owned(),
+            size,
+            sha256,
+        });
+        fat.file(at, data);
+    };
+    for (at, from) in [
+        ("EFI/BOOT/BOOTX64.EFI".to_owned(), &base.systemd_boot),
+        (format!("EFI/Linux/{uki_name}"), &base.uki),
+    ] {
+        let (sha256, size) = hash::sha256_file(from).map_err(io_err(from))?;
+        let data = Data::File {
+            path: from.clone(),
+            size,
+        };
+        add(&mut fat, &at, data, sha256);
+    }
+    let loader = b"timeout 0\n".to_vec();
+    let sha256 = hash::sha256_hex(&loader);
+    add(&mut fat, "loader/loader.conf", Data::Bytes(loader), sha256);
+    for (dir, ext) in [("extensions", sysext), ("confexts", confext)] {
+        let data = Data::File {
+            path: ext.path.clone(),
+            size: ext.size,
+        };
+        add(
+            &mut fat,
+            &format!("kubemint/{dir}/{name}"),
+            data,
+            ext.sha256.clone(),
+        );
+    }
     // Room for a second kernel image and a second version of each extension.
     let esp_bytes = round_mib((2 * fat.content_size()).max(200 * MIB) + 32 * MIB);
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -335,7 +345,8 @@ pub fn write_bootable(
         hash: sha2::Sha256::new(),
         size: 0,
     };
-    let ddi = disk::write_gpt(&mut out, &seed, &parts, shown).map_err(io_err(path))?;
+    let mut ddi = disk::write_gpt(&mut out, &seed, &parts, shown).map_err(io_err(path))?;
+    ddi.partitions[0].files = files;
     out.file.set_len(out.size).map_err(io_err(path))?;
     out.file.sync_all().map_err(io_err(path))?;
     let sha256 = hex::encode(out.hash.finalize());

@@ -47,6 +47,20 @@ pub struct Partition {
     pub sha256: String,
     /// The command that reproduces `sha256` from the image, run in the output directory.
     pub reproduce: String,
+    /// The files a FAT partition holds (the bootable disk's ESP: boot loader, kernel image,
+    /// the master's extensions), each with its size and sha256, so that verify can check them
+    /// one by one on a disk whose ESP has since gained files of its own (a random seed, boot
+    /// counters). Empty, and not written, for every other partition.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<PartFile>,
+}
+
+/// A file inside a partition's file system.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PartFile {
+    pub path: String,
+    pub size: u64,
+    pub sha256: String,
 }
 
 /// Writes a GPT disk image holding `fs` (a file system image, byte for byte) in one read-only
@@ -226,6 +240,7 @@ pub fn write_gpt(
                 "dd if={shown} bs=1M iflag=skip_bytes,count_bytes skip={} count={size} status=none | sha256sum",
                 first * SECTOR
             ),
+            files: Vec::new(),
         });
     }
     let last = next - 1;

@@ -230,7 +230,7 @@ fn without_line_3(text: &str) -> String {
 
 /// The `d` and `L` lines of a tmpfiles.d file as the installer checks them:
 /// `type path mode user group target`, `-` where a field does not apply.
-fn tmpfiles_lines(text: &str) -> Vec<String> {
+pub(crate) fn tmpfiles_lines(text: &str) -> Vec<String> {
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
