@@ -336,6 +336,35 @@ fn verify_names_a_flipped_byte_in_an_oci_layer_and_a_changed_file_in_a_squashfs(
         "{}",
         serde_json::to_string_pretty(&f).unwrap()
     );
+    // The attached provenance, a byte of its blob flipped: named by its title.
+    let sha = m["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["kind"] == "provenance")
+        .unwrap()["sha256"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let blob = layout.join("blobs/sha256").join(&sha);
+    let mut bytes = std::fs::read(&blob).unwrap();
+    bytes[10] ^= 0x20;
+    std::fs::remove_file(&blob).unwrap();
+    std::fs::write(&blob, &bytes).unwrap();
+    let out = p.run(&[
+        "verify",
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--image",
+        &format!("oci:{}", layout.display()),
+        "--json",
+    ]);
+    let f = findings(&out);
+    assert!(
+        has(&f, "changed", "provenance.intoto.json"),
+        "{}",
+        serde_json::to_string_pretty(&f).unwrap()
+    );
 
     // The sysext, a byte of a file's data block changed.
     let sysext_row = m["outputs"]
@@ -661,6 +690,55 @@ fn verify_takes_a_registry_image_through_skopeo() {
         text(&out.stderr)
     );
     assert!(text(&out.stdout).contains("no findings"));
+    // skopeo copied the image alone: its SBOMs and provenance are not there, a note.
+    assert!(
+        text(&out.stdout).contains("no SBOM or provenance attached"),
+        "{}",
+        text(&out.stdout)
+    );
+    // Pushed with them: each found by the image's digest and compared with the build's.
+    let repo = format!("docker://{}/kubemint/master-2", registry.addr);
+    p.ok(&[
+        "push",
+        dir.to_str().unwrap(),
+        &repo,
+        "--tag",
+        "v1",
+        "--no-tls-verify",
+    ]);
+    let verify = |manifest: &Path| {
+        p.run(&[
+            "verify",
+            "--manifest",
+            manifest.to_str().unwrap(),
+            "--image",
+            &format!("{repo}:v1"),
+            "--no-tls-verify",
+            "--json",
+        ])
+    };
+    let out = verify(&dir.join("manifest.json"));
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    let reports: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let notes = serde_json::to_string(&reports[0]["notes"]).unwrap();
+    assert!(!notes.contains("no SBOM"), "{notes}");
+    // Against a manifest whose SBOM differs: the attached one is named as changed.
+    let mut m = support::manifest(&dir);
+    for o in m["outputs"].as_array_mut().unwrap() {
+        if o["kind"] == "sbom-spdx" {
+            o["sha256"] = serde_json::json!("0".repeat(64));
+        }
+    }
+    let other = work.path().join("manifest.json");
+    std::fs::write(&other, serde_json::to_vec(&m).unwrap()).unwrap();
+    let out = verify(&other);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let f = findings(&out);
+    assert!(
+        has(&f, "changed", "sbom.spdx.json"),
+        "{}",
+        serde_json::to_string_pretty(&f).unwrap()
+    );
 }
 
 #[test]

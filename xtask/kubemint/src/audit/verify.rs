@@ -732,18 +732,150 @@ fn range_sha256(path: &Path, offset: u64, len: u64) -> Result<String, AuditError
 }
 
 /// An OCI image layout (`tag` picks a manifest of its index).
+/// `referrers`: the descriptors of the artefacts attached to the image, when they came from
+/// elsewhere (a registry's referrers index, copied into `dir`); `None`: the layout's own.
 pub fn oci_layout(
     exp: &Expected,
     dir: &Path,
     tag: Option<&str>,
     shown: &str,
+    referrers: Option<Vec<serde_json::Value>>,
 ) -> Result<Report, AuditError> {
     let m = &exp.manifest;
     let mut r = report(m, shown);
     let (findings, checked) = oci_findings(m, dir, tag, shown)?;
     r.findings = findings;
     r.checked = checked;
+    let descriptors = match referrers {
+        Some(d) => d,
+        None => {
+            let subject = m.oci["manifest_digest"].as_str().unwrap_or_default();
+            crate::attest::attach::referrers(dir, subject).map_err(io_err(dir))?
+        }
+    };
+    let (f, c, n) = attached(m, dir, &descriptors, shown);
+    r.findings.extend(f);
+    r.checked += c;
+    r.notes.extend(n);
     Ok(r)
+}
+
+/// The SBOMs and provenance attached to the image (OCI 1.1 artefacts whose `subject` is the
+/// build's image manifest): each document must be the very bytes of the output of its kind
+/// that the manifest lists. `descriptors` are the artefact manifests' descriptors (the
+/// layout's index.json entries, or a registry's referrers index), their blobs in `layout`.
+/// None attached is a note (a plain `skopeo copy` carries the image only); one that differs,
+/// or is about another image, is `changed`. Returns (findings, checked, notes).
+pub fn attached(
+    m: &Manifest,
+    layout: &Path,
+    descriptors: &[serde_json::Value],
+    place: &str,
+) -> (Vec<Finding>, usize, Vec<String>) {
+    use crate::attest::attach::{CYCLONEDX_TYPE, IN_TOTO_TYPE, SPDX_TYPE};
+    let (mut out, mut notes, mut checked) = (Vec::new(), Vec::new(), 0);
+    if descriptors.is_empty() {
+        notes.push(format!(
+            "{place}: no SBOM or provenance attached to the image: not checked (cargo xtask push carries them)"
+        ));
+        return (out, checked, notes);
+    }
+    let subject = m.oci["manifest_digest"].as_str().unwrap_or_default();
+    for d in descriptors {
+        let digest = d["digest"].as_str().unwrap_or_default();
+        let blob = |digest: &str| {
+            let hex = digest.strip_prefix("sha256:").unwrap_or_default();
+            (!hex.is_empty() && hex.chars().all(|c| c.is_ascii_hexdigit()))
+                .then(|| layout.join("blobs").join("sha256").join(hex))
+        };
+        let Some(am) = blob(digest)
+            .and_then(|p| std::fs::read(p).ok())
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        else {
+            out.push(
+                Finding::new(
+                    Kind::Missing,
+                    digest,
+                    "an attached artefact's manifest is not there",
+                )
+                .within(place),
+            );
+            continue;
+        };
+        checked += 1;
+        let title = am["layers"][0]["annotations"]["org.opencontainers.image.title"]
+            .as_str()
+            .unwrap_or(digest)
+            .to_owned();
+        let kind = match am["artifactType"].as_str() {
+            Some(SPDX_TYPE) => "sbom-spdx",
+            Some(CYCLONEDX_TYPE) => "sbom-cyclonedx",
+            Some(IN_TOTO_TYPE) => "provenance",
+            other => {
+                notes.push(format!(
+                    "{place}: {title}: an artefact of type {} kubemint does not attach: not checked",
+                    other.unwrap_or("(none)")
+                ));
+                continue;
+            }
+        };
+        if am["subject"]["digest"] != subject {
+            out.push(
+                Finding::new(
+                    Kind::Changed,
+                    &title,
+                    format!(
+                        "attached to {}, not to the build's image {subject}",
+                        am["subject"]["digest"].as_str().unwrap_or("nothing")
+                    ),
+                )
+                .within(place),
+            );
+            continue;
+        }
+        let got = am["layers"][0]["digest"].as_str().unwrap_or_default();
+        let want = m
+            .outputs
+            .iter()
+            .find(|o| o.kind == kind)
+            .map(|o| format!("sha256:{}", o.sha256))
+            .unwrap_or_default();
+        if got != want {
+            out.push(
+                Finding::new(
+                    Kind::Changed,
+                    &title,
+                    format!("the attached {kind} is {got}, the build's {want}"),
+                )
+                .values(want, got.to_owned())
+                .within(place),
+            );
+            continue;
+        }
+        // The document itself, as the layout holds it.
+        let actual = blob(got).and_then(|p| crate::util::hash::sha256_file(&p).ok());
+        match actual {
+            Some((sha, _)) if format!("sha256:{sha}") == got => {}
+            Some((sha, _)) => out.push(
+                Finding::new(
+                    Kind::Changed,
+                    &title,
+                    format!("its blob's sha256 is {sha}, not its digest {got}"),
+                )
+                .values(got.to_owned(), format!("sha256:{sha}"))
+                .within(place),
+            ),
+            None => out.push(
+                Finding::new(
+                    Kind::Missing,
+                    &title,
+                    format!("its blob {got} is not there"),
+                )
+                .within(place),
+            ),
+        }
+    }
+    (out, checked, notes)
 }
 
 fn oci_findings(
