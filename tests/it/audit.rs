@@ -143,6 +143,17 @@ fn verify_names_each_kind_of_drift_on_a_root() {
     std::fs::write(at(&secret), "not shown").unwrap();
     sh(&format!("chmod 0666 '{}'", at(&secret).display()));
     let owner_changed = first("file", "/usr/lib/systemd");
+    // A unit no longer enabled (its wants link gone) and an installer switch cut short.
+    let wants = files
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .find(|p| p.starts_with("/usr/lib/systemd/system/") && p.contains(".wants/"))
+        .expect("a wants link")
+        .to_owned();
+    let disabled_unit = wants.rsplit('/').next().unwrap().to_owned();
+    std::fs::remove_file(at(&wants)).unwrap();
+    std::fs::create_dir_all(at("/var/lib/kubemint")).unwrap();
+    std::fs::write(at("/var/lib/kubemint/switch"), "").unwrap();
     if support::is_root() {
         sh(&format!("chown 1:1 '{}'", at(&owner_changed).display()));
     }
@@ -171,6 +182,8 @@ fn verify_names_each_kind_of_drift_on_a_root() {
         ),
         ("override", "/etc/systemd/system/kube-scheduler.service"),
         ("secret", secret.as_str()),
+        ("disabled", disabled_unit.as_str()),
+        ("interrupted", "/var/lib/kubemint/switch"),
     ] {
         assert!(has(&f, kind, path), "no {kind} {path} in:\n{shown}");
     }
