@@ -26,6 +26,20 @@ fn findings(out: &std::process::Output) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Flips the lowest bit of the byte at `at` of `file`, in place.
+fn flip_byte(file: &Path, at: u64) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(file)
+        .unwrap();
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, at).unwrap();
+    b[0] ^= 0x01;
+    f.write_all_at(&b, at).unwrap();
+}
+
 fn has(findings: &[serde_json::Value], kind: &str, path: &str) -> bool {
     findings
         .iter()
@@ -595,26 +609,18 @@ fn verify_reads_the_bootable_disk_s_esp_and_names_a_changed_extension_in_it() {
         .find(|(_, e)| e.kind == "file" && e.size > 64)
         .unwrap();
     let byte = at + entry.blocks[0].offset + u64::from(entry.blocks[0].stored) / 2;
-    {
-        use std::os::unix::fs::FileExt;
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&disk)
-            .unwrap();
-        let mut b = [0u8; 1];
-        f.read_exact_at(&mut b, byte).unwrap();
-        b[0] ^= 0x01;
-        f.write_all_at(&b, byte).unwrap();
-    }
-    let out = p.run(&[
-        "verify",
-        "--manifest",
-        manifest.to_str().unwrap(),
-        "--disk",
-        disk.to_str().unwrap(),
-        "--json",
-    ]);
+    flip_byte(&disk, byte);
+    let verify_disk = || {
+        p.run(&[
+            "verify",
+            "--manifest",
+            manifest.to_str().unwrap(),
+            "--disk",
+            disk.to_str().unwrap(),
+            "--json",
+        ])
+    };
+    let out = verify_disk();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let f = findings(&out);
     let shown = serde_json::to_string_pretty(&f).unwrap();
@@ -649,25 +655,9 @@ fn verify_reads_the_bootable_disk_s_esp_and_names_a_changed_extension_in_it() {
         .unwrap();
     let kernel_at = fat.contiguous(&kernel).unwrap().unwrap();
     for byte in [usr.offset() + 4096 * 3 + 17, kernel_at + kernel.size / 2] {
-        use std::os::unix::fs::FileExt;
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&disk)
-            .unwrap();
-        let mut b = [0u8; 1];
-        f.read_exact_at(&mut b, byte).unwrap();
-        b[0] ^= 0x01;
-        f.write_all_at(&b, byte).unwrap();
+        flip_byte(&disk, byte);
     }
-    let out = p.run(&[
-        "verify",
-        "--manifest",
-        manifest.to_str().unwrap(),
-        "--disk",
-        disk.to_str().unwrap(),
-        "--json",
-    ]);
+    let out = verify_disk();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let f = findings(&out);
     let shown = serde_json::to_string_pretty(&f).unwrap();

@@ -194,25 +194,17 @@ pub fn verify(
             };
             audit::verify::output_dir(exp, &dir, signatures)?
         } else if let Some(image) = &args.image {
-            let (layout, tag, referrers) = match image.strip_prefix("docker://") {
+            let (layout, tag) = match image.strip_prefix("docker://") {
                 Some(_) => {
                     if _copied.is_none() {
                         _copied = Some(skopeo_copy(image, args.no_tls_verify)?);
                     }
                     let d: &tempfile::TempDir = _copied.as_ref().expect("just copied");
-                    let layout = d.path().join("layout");
-                    let subject = exp.manifest.oci["manifest_digest"]
-                        .as_str()
-                        .unwrap_or_default();
-                    let referrers = skopeo_referrers(image, subject, args.no_tls_verify, &layout)?;
-                    (layout, Some("verify".to_owned()), Some(referrers))
+                    (d.path().join("layout"), Some("verify".to_owned()))
                 }
-                None => {
-                    let (layout, tag) = oci_ref(image, cwd)?;
-                    (layout, tag, None)
-                }
+                None => oci_ref(image, cwd)?,
             };
-            audit::verify::oci_layout(exp, &layout, tag.as_deref(), image, referrers)?
+            audit::verify::oci_layout(exp, &layout, tag.as_deref(), image)?
         } else {
             unreachable!("clap requires a target")
         };
@@ -250,76 +242,25 @@ fn oci_ref(image: &str, cwd: &Path) -> Result<(PathBuf, Option<String>)> {
     bail!("--image {image}: no OCI layout (index.json) there")
 }
 
-/// The artefacts a registry holds for the image `subject` of `image`'s repository, under the
-/// spec's fallback tag `sha256-<hex>` (where `cargo xtask push` puts them), copied with
-/// skopeo into `layout` (tagged `referrers`): their descriptors, none when the tag is not
-/// there. (A registry's referrers API is not something skopeo reads.)
-fn skopeo_referrers(
-    image: &str,
-    subject: &str,
-    no_tls_verify: bool,
-    layout: &Path,
-) -> Result<Vec<serde_json::Value>> {
-    let Some(rest) = image.strip_prefix("docker://") else {
-        return Ok(Vec::new());
-    };
-    let (head, last) = rest.rsplit_once('/').unwrap_or(("", rest));
-    let last = last.split(['@', ':']).next().unwrap_or(last);
-    let repo = if head.is_empty() {
-        last.to_owned()
-    } else {
-        format!("{head}/{last}")
-    };
-    let tag = kubemint::attest::attach::fallback_tag(subject);
-    let src = format!("docker://{repo}:{tag}");
-    let dest = format!("oci:{}:referrers", layout.display());
-    let mut cmd = std::process::Command::new("skopeo");
-    cmd.args(["copy", "--quiet", "--all"]);
-    if no_tls_verify {
-        cmd.arg("--src-tls-verify=false");
-    }
-    let out = cmd
-        .args([&src, &dest])
-        .output()
-        .context("cannot run skopeo (install it: apt-get install skopeo)")?;
-    if !out.status.success() {
-        return Ok(Vec::new());
-    }
-    let index: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(layout.join("index.json")).context("the copied layout has no index.json")?,
-    )?;
-    let Some(entry) = index["manifests"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|d| d["annotations"]["org.opencontainers.image.ref.name"] == "referrers")
-    else {
-        return Ok(Vec::new());
-    };
-    let hex = entry["digest"]
-        .as_str()
-        .and_then(|d| d.strip_prefix("sha256:"))
-        .unwrap_or_default();
-    let list: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(layout.join("blobs/sha256").join(hex))?)?;
-    Ok(list["manifests"].as_array().cloned().unwrap_or_default())
-}
-
-/// Copies a registry image into a temporary layout with skopeo, tagged `verify`.
+/// Copies a registry image into a temporary layout with skopeo, tagged `verify`, and with it
+/// what is attached to it under the spec's fallback tag `sha256-<hex>` (where `cargo xtask
+/// push` puts it; none there is no error: verify notes it), tagged `referrers`. (A
+/// registry's referrers API is not something skopeo reads.)
 fn skopeo_copy(image: &str, no_tls_verify: bool) -> Result<tempfile::TempDir> {
     let dir = tempfile::tempdir().context("cannot make a temporary directory")?;
-    let dest = format!("oci:{}:verify", dir.path().join("layout").display());
-    let mut cmd = std::process::Command::new("skopeo");
-    cmd.args(["copy", "--quiet"]);
-    if no_tls_verify {
-        cmd.arg("--src-tls-verify=false");
-    }
-    let status = cmd
-        .args([image, &dest])
-        .status()
-        .context("cannot run skopeo (install it: apt-get install skopeo)")?;
-    if !status.success() {
-        bail!("skopeo copy {image} failed ({status})");
+    let layout = dir.path().join("layout");
+    let tls = ["--src-tls-verify=false"];
+    let tls: &[&str] = if no_tls_verify { &tls } else { &[] };
+    let dest = format!("oci:{}:verify", layout.display());
+    crate::skopeo::run(&[&["copy", "--quiet"], tls, &[image, &dest]].concat())?;
+    let index: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(layout.join("index.json")).context("skopeo left no index.json")?,
+    )?;
+    if let Some(digest) = index["manifests"][0]["digest"].as_str() {
+        let tag = kubemint::attest::attach::fallback_tag(digest);
+        let src = format!("{}:{tag}", crate::skopeo::repository(image));
+        let dest = format!("oci:{}:referrers", layout.display());
+        let _ = crate::skopeo::run(&[&["copy", "--quiet", "--all"], tls, &[&src, &dest]].concat());
     }
     Ok(dir)
 }

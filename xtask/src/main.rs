@@ -8,6 +8,7 @@ mod bench_options;
 mod devsecrets;
 mod devtest;
 mod push;
+mod skopeo;
 mod vm;
 
 use anyhow::{Context, Result, bail};

@@ -17,7 +17,6 @@ use kubemint::attest::attach;
 use kubemint::audit::Expected;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 #[derive(Args, Debug)]
 pub struct PushArgs {
@@ -67,8 +66,7 @@ fn destination(dest: &str) -> Result<String> {
     match transport {
         "docker" => {
             let repo = rest.strip_prefix("//").unwrap_or(rest);
-            let last = repo.rsplit('/').next().unwrap_or(repo);
-            if !repo.contains('/') || last.contains([':', '@']) {
+            if !repo.contains('/') || crate::skopeo::repository(dest) != dest {
                 bail!(
                     "{dest}: give the repository without a tag or digest (docker://HOST/REPOSITORY); the tag is --tag, the build's version by default"
                 );
@@ -84,22 +82,6 @@ fn destination(dest: &str) -> Result<String> {
         other => bail!("{dest}: transport {other}: push takes docker:// or oci:"),
     }
     Ok(dest.to_owned())
-}
-
-fn skopeo(args: &[&str]) -> Result<Vec<u8>> {
-    let out = Command::new("skopeo")
-        .args(args)
-        .output()
-        .context("cannot run skopeo (install it: apt-get install skopeo)")?;
-    if !out.status.success() {
-        bail!(
-            "skopeo {} failed ({}): {}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(out.stdout)
 }
 
 /// The staged layout: the fallback index as its one tagged entry, every blob of `layout` linked.
@@ -180,6 +162,7 @@ pub fn run(args: &PushArgs, cwd: &Path) -> Result<Pushed> {
     let staged = tempfile::tempdir().context("cannot make a temporary directory")?;
     stage(&layout, &fallback, &index, staged.path())?;
 
+    let skopeo = crate::skopeo::run;
     let tls = args.no_tls_verify.then_some("--dest-tls-verify=false");
     let read_tls = args.no_tls_verify.then_some("--tls-verify=false");
     let image = format!("{dest}:{tag}");

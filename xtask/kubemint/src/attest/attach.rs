@@ -115,25 +115,47 @@ pub fn fallback_tag(digest: &str) -> String {
 
 /// The referrers of `subject` in the layout `layout`: every manifest its index.json lists
 /// whose `subject` is that digest, as the index lists it (media type, artefact type, digest,
-/// size, annotations), in index order. A listed manifest whose blob is missing is an error:
-/// the layout is not whole.
+/// size, annotations), in index order, each once. An image index listed there (the fallback
+/// tag's, as `cargo xtask push` or `skopeo copy --all` leaves it in a layout) is looked into
+/// one level down. A listed blob that is missing is an error: the layout is not whole.
 pub fn referrers(layout: &Path, subject: &str) -> io::Result<Vec<Value>> {
-    let index: Value = serde_json::from_slice(&fs::read(layout.join("index.json"))?)?;
-    let mut found = Vec::new();
-    for d in index["manifests"].as_array().into_iter().flatten() {
-        let Some(hex) = d["digest"].as_str().and_then(|s| s.strip_prefix("sha256:")) else {
-            continue;
+    let read = |digest: &Value| -> io::Result<Option<Value>> {
+        let Some(hex) = digest.as_str().and_then(|s| s.strip_prefix("sha256:")) else {
+            return Ok(None);
         };
-        if d["mediaType"] != MANIFEST_MEDIA_TYPE || hex.contains(['/', '.']) {
-            continue;
+        if hex.is_empty() || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Ok(None);
         }
         let path = layout.join("blobs").join("sha256").join(hex);
-        let m: Value = serde_json::from_slice(
-            &fs::read(&path)
-                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?,
-        )?;
-        if m["subject"]["digest"] == subject {
-            found.push(d.clone());
+        let bytes = fs::read(&path)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        Ok(Some(serde_json::from_slice(&bytes)?))
+    };
+    let index: Value = serde_json::from_slice(&fs::read(layout.join("index.json"))?)?;
+    let mut listed = Vec::new();
+    for d in index["manifests"].as_array().into_iter().flatten() {
+        if d["mediaType"] == INDEX_MEDIA_TYPE {
+            if let Some(nested) = read(&d["digest"])? {
+                listed.extend(
+                    nested["manifests"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .cloned(),
+                );
+            }
+        } else {
+            listed.push(d.clone());
+        }
+    }
+    let mut found: Vec<Value> = Vec::new();
+    for d in listed {
+        if d["mediaType"] != MANIFEST_MEDIA_TYPE || found.iter().any(|f| f["digest"] == d["digest"])
+        {
+            continue;
+        }
+        if read(&d["digest"])?.is_some_and(|m| m["subject"]["digest"] == subject) {
+            found.push(d);
         }
     }
     Ok(found)
@@ -214,5 +236,22 @@ mod tests {
         let v: Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(v["mediaType"], INDEX_MEDIA_TYPE);
         assert_eq!(v["manifests"].as_array().unwrap().len(), 2);
+        // A layout holding them only through the fallback tag's index (as push leaves an
+        // oci: destination): found one level down, the same list.
+        let nested = blob(layout, &bytes).unwrap();
+        let index = json!({
+            "schemaVersion": 2,
+            "mediaType": INDEX_MEDIA_TYPE,
+            "manifests": [
+                { "mediaType": MANIFEST_MEDIA_TYPE, "digest": image_digest, "size": image_bytes.len() },
+                { "mediaType": INDEX_MEDIA_TYPE, "digest": nested, "size": bytes.len() },
+            ],
+        });
+        fs::write(
+            layout.join("index.json"),
+            canonical::to_vec(&index).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(referrers(layout, &image_digest).unwrap(), found);
     }
 }

@@ -38,7 +38,11 @@ pub fn blob_path(digest: &str) -> String {
 }
 
 /// Checks that a blob's bytes hash to its digest; a finding if not.
-fn check_blob(dir: &Path, digest: &str, what: &str) -> Result<Option<Finding>, AuditError> {
+pub(crate) fn check_blob(
+    dir: &Path,
+    digest: &str,
+    what: &str,
+) -> Result<Option<Finding>, AuditError> {
     let rel = blob_path(digest);
     let path = dir.join(&rel);
     if !path.is_file() {

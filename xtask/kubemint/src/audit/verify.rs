@@ -731,29 +731,22 @@ fn range_sha256(path: &Path, offset: u64, len: u64) -> Result<String, AuditError
     Ok(hex::encode(hash.finalize()))
 }
 
-/// An OCI image layout (`tag` picks a manifest of its index).
-/// `referrers`: the descriptors of the artefacts attached to the image, when they came from
-/// elsewhere (a registry's referrers index, copied into `dir`); `None`: the layout's own.
+/// An OCI image layout (`tag` picks a manifest of its index), with the SBOMs and provenance
+/// attached to the build's image in it.
 pub fn oci_layout(
     exp: &Expected,
     dir: &Path,
     tag: Option<&str>,
     shown: &str,
-    referrers: Option<Vec<serde_json::Value>>,
 ) -> Result<Report, AuditError> {
     let m = &exp.manifest;
     let mut r = report(m, shown);
     let (findings, checked) = oci_findings(m, dir, tag, shown)?;
     r.findings = findings;
     r.checked = checked;
-    let descriptors = match referrers {
-        Some(d) => d,
-        None => {
-            let subject = m.oci["manifest_digest"].as_str().unwrap_or_default();
-            crate::attest::attach::referrers(dir, subject).map_err(io_err(dir))?
-        }
-    };
-    let (f, c, n) = attached(m, dir, &descriptors, shown);
+    let subject = m.oci["manifest_digest"].as_str().unwrap_or_default();
+    let descriptors = crate::attest::attach::referrers(dir, subject).map_err(io_err(dir))?;
+    let (f, c, n) = attached(m, dir, &descriptors, shown)?;
     r.findings.extend(f);
     r.checked += c;
     r.notes.extend(n);
@@ -763,7 +756,7 @@ pub fn oci_layout(
 /// The SBOMs and provenance attached to the image (OCI 1.1 artefacts whose `subject` is the
 /// build's image manifest): each document must be the very bytes of the output of its kind
 /// that the manifest lists. `descriptors` are the artefact manifests' descriptors (the
-/// layout's index.json entries, or a registry's referrers index), their blobs in `layout`.
+/// layout's index.json entries, or a registry's fallback-tag index), their blobs in `layout`.
 /// None attached is a note (a plain `skopeo copy` carries the image only); one that differs,
 /// or is about another image, is `changed`. Returns (findings, checked, notes).
 pub fn attached(
@@ -771,14 +764,14 @@ pub fn attached(
     layout: &Path,
     descriptors: &[serde_json::Value],
     place: &str,
-) -> (Vec<Finding>, usize, Vec<String>) {
+) -> Result<(Vec<Finding>, usize, Vec<String>), AuditError> {
     use crate::attest::attach::{CYCLONEDX_TYPE, IN_TOTO_TYPE, SPDX_TYPE};
     let (mut out, mut notes, mut checked) = (Vec::new(), Vec::new(), 0);
     if descriptors.is_empty() {
         notes.push(format!(
             "{place}: no SBOM or provenance attached to the image: not checked (cargo xtask push carries them)"
         ));
-        return (out, checked, notes);
+        return Ok((out, checked, notes));
     }
     let subject = m.oci["manifest_digest"].as_str().unwrap_or_default();
     for d in descriptors {
@@ -852,30 +845,13 @@ pub fn attached(
             );
             continue;
         }
-        // The document itself, as the layout holds it.
-        let actual = blob(got).and_then(|p| crate::util::hash::sha256_file(&p).ok());
-        match actual {
-            Some((sha, _)) if format!("sha256:{sha}") == got => {}
-            Some((sha, _)) => out.push(
-                Finding::new(
-                    Kind::Changed,
-                    &title,
-                    format!("its blob's sha256 is {sha}, not its digest {got}"),
-                )
-                .values(got.to_owned(), format!("sha256:{sha}"))
-                .within(place),
-            ),
-            None => out.push(
-                Finding::new(
-                    Kind::Missing,
-                    &title,
-                    format!("its blob {got} is not there"),
-                )
-                .within(place),
-            ),
+        // The document itself, as the layout holds it (named by its title, not its blob).
+        if let Some(mut f) = oci::check_blob(layout, got, &title)? {
+            f.path = title;
+            out.push(f.within(place));
         }
     }
-    (out, checked, notes)
+    Ok((out, checked, notes))
 }
 
 fn oci_findings(

@@ -67,8 +67,9 @@ pub struct BaseParts {
     pub release: Release,
     /// The squashfs of the base's `/usr`.
     pub usr: Content,
-    pub uki: PathBuf,
-    pub systemd_boot: PathBuf,
+    /// The base's unified kernel image and systemd-boot, hashed once per build.
+    pub uki: Content,
+    pub systemd_boot: Content,
 }
 
 /// How the base's `/usr` squashfs is written: part of its cache key.
@@ -217,18 +218,17 @@ pub fn prepare_base(
             cache_path
         }
     };
-    let (sha256, size) = hash::sha256_file(&usr).map_err(io_err(&usr))?;
+    let content = |path: PathBuf| -> Result<Content, BootError> {
+        let (sha256, size) = hash::sha256_file(&path).map_err(io_err(&path))?;
+        Ok(Content { path, size, sha256 })
+    };
     Ok(BaseParts {
         name: name.to_owned(),
         sha512: sha512.to_owned(),
         release,
-        usr: Content {
-            path: usr,
-            size,
-            sha256,
-        },
-        uki: get(base::UKI)?,
-        systemd_boot: get(base::SYSTEMD_BOOT)?,
+        usr: content(usr)?,
+        uki: content(get(base::UKI)?)?,
+        systemd_boot: content(get(base::SYSTEMD_BOOT)?)?,
     })
 }
 
@@ -250,45 +250,37 @@ pub fn write_bootable(
     let name = format!("kubemint-{profile}.raw");
     let uki_name = format!("kubemint_{}.efi", base.release.version);
     let mut fat = Fat::new(volume_id(&sysext.sha256), "ESP");
-    // Each file of the ESP, recorded in the manifest with its digest.
-    let mut files = Vec::new();
-    let mut add = |fat: &mut Fat, at: &str, data: Data, sha256: String| {
-        let size = match &data {
-            Data::File { size, .. } => *size,
-            Data::Bytes(b) => b.len() as u64,
+    // Each file of the ESP, recorded in the manifest with its size and digest.
+    let file = |c: &Content| {
+        let data = Data::File {
+            path: c.path.clone(),
+            size: c.size,
         };
+        (data, c.size, c.sha256.clone())
+    };
+    let loader = b"timeout 0\n";
+    let entries = [
+        ("EFI/BOOT/BOOTX64.EFI".to_owned(), file(&base.systemd_boot)),
+        (format!("EFI/Linux/{uki_name}"), file(&base.uki)),
+        (
+            "loader/loader.conf".to_owned(),
+            (
+                Data::Bytes(loader.to_vec()),
+                loader.len() as u64,
+                hash::sha256_hex(loader),
+            ),
+        ),
+        (format!("kubemint/extensions/{name}"), file(sysext)),
+        (format!("kubemint/confexts/{name}"), file(confext)),
+    ];
+    let mut files = Vec::new();
+    for (at, (data, size, sha256)) in entries {
         files.push(disk::PartFile {
-            path: at.to_owned(),
+            path: at.clone(),
             size,
             sha256,
         });
-        fat.file(at, data);
-    };
-    for (at, from) in [
-        ("EFI/BOOT/BOOTX64.EFI".to_owned(), &base.systemd_boot),
-        (format!("EFI/Linux/{uki_name}"), &base.uki),
-    ] {
-        let (sha256, size) = hash::sha256_file(from).map_err(io_err(from))?;
-        let data = Data::File {
-            path: from.clone(),
-            size,
-        };
-        add(&mut fat, &at, data, sha256);
-    }
-    let loader = b"timeout 0\n".to_vec();
-    let sha256 = hash::sha256_hex(&loader);
-    add(&mut fat, "loader/loader.conf", Data::Bytes(loader), sha256);
-    for (dir, ext) in [("extensions", sysext), ("confexts", confext)] {
-        let data = Data::File {
-            path: ext.path.clone(),
-            size: ext.size,
-        };
-        add(
-            &mut fat,
-            &format!("kubemint/{dir}/{name}"),
-            data,
-            ext.sha256.clone(),
-        );
+        fat.file(&at, data);
     }
     // Room for a second kernel image and a second version of each extension.
     let esp_bytes = round_mib((2 * fat.content_size()).max(200 * MIB) + 32 * MIB);
